@@ -1,0 +1,174 @@
+"""``lstm``: FlowChroma — automatic video colourization with a recurrent memory.
+
+Paper: Wijesinghe, Abeysinghe, Wijayakoon, Jayathilake & Thayasivam, *FlowChroma - A Deep Recurrent
+Neural Network for Video Colorization* (ICIAR 2020).
+
+Per frame: a CNN encoder on L (stride 8) whose output is fused with the frozen backbone's mid-level
+features (EfficientNet-Lite0 stands in for Inception-ResNet-v2, and its stride-8/16 maps give the
+small encoder the semantics it could not learn from ~1,600 photos on a CPU); the backbone's global
+embedding; a 2-layer LSTM (hidden 256) over the global-average-pooled encoder features of a window
+of T frames; the fusion layer (global and LSTM vectors replicated over the H/8 x W/8 grid and
+concatenated with the encoder map); a decoder upsampling to ab through tanh. Trained with MSE on ab,
+as in the paper.
+
+Inference is a sliding window: frame t is coloured with its T-1 predecessors in the same shot;
+``reset()`` (a scene cut or a new file) empties the window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from colorize.models.backbone import EMBED_DIM, FrozenBackbone, load_pretrained_backbone
+from colorize.models.base import ModelInfo, StreamColorizer
+from colorize.models.registry import load_into, load_state, register_model, resolve_weights
+from colorize.training.family import TrainBatch
+
+AB_SCALE = 128.0
+WINDOW = 5  # the paper's T
+BACKBONE_STRIDES = (8, 16)
+
+
+def _conv(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2), nn.ReLU(inplace=True))
+
+
+class FlowChromaNet(nn.Module):
+    """The trainable part. Inputs: L (N, 1, H, W) and the backbone's features of the same frames."""
+
+    def __init__(self, enc: int = 128, hidden: int = 256, glob: int = 256) -> None:
+        super().__init__()
+        self.enc1 = _conv(1, 24, 2)  # stride 2
+        self.enc2 = _conv(24, 48, 2)  # stride 4
+        self.enc3 = nn.Sequential(_conv(48, 96, 2), _conv(96, 96))  # stride 8
+        self.enc_fuse = _conv(96 + 40 + 112, enc, k=1)
+        self.global_fc = nn.Sequential(nn.Linear(EMBED_DIM, glob), nn.ReLU(inplace=True))
+        self.lstm = nn.LSTM(enc, hidden, num_layers=2, batch_first=True)
+        self.fusion = _conv(enc + glob + hidden, enc, k=1)
+        self.dec1 = nn.Sequential(_conv(enc, 128), _conv(128, 96))
+        self.dec2 = _conv(96 + 48, 64)
+        self.dec3 = _conv(64 + 24, 32)
+        self.out = nn.Conv2d(32, 2, 3, 1, 1)
+
+    def encode(self, l: torch.Tensor, feats: dict) -> tuple[torch.Tensor, tuple]:
+        x = l / 50.0 - 1.0
+        e1 = self.enc1(x)
+        e2 = self.enc2(e1)
+        e3 = self.enc3(e2)
+        f16 = F.interpolate(feats[16], size=e3.shape[-2:], mode="bilinear", align_corners=False)
+        enc = self.enc_fuse(torch.cat((e3, feats[8], f16), 1))
+        return enc, (e1, e2)
+
+    def decode(self, enc, skips, glob_vec, lstm_vec, out_size) -> torch.Tensor:
+        h, w = enc.shape[-2:]
+        tile = torch.cat((glob_vec, lstm_vec), 1)[:, :, None, None].expand(-1, -1, h, w)
+        x = self.fusion(torch.cat((enc, tile), 1))
+        x = self.dec1(x)
+        e1, e2 = skips
+        x = F.interpolate(x, size=e2.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.dec2(torch.cat((x, e2), 1))
+        x = F.interpolate(x, size=e1.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.dec3(torch.cat((x, e1), 1))
+        ab = torch.tanh(self.out(x)) * AB_SCALE
+        return F.interpolate(ab, size=out_size, mode="bilinear", align_corners=False)
+
+    def forward(self, l: torch.Tensor, feats: dict) -> torch.Tensor:
+        """Training form. l: (B, T, 1, H, W); feats: backbone outputs for the B*T frames.
+
+        Returns ab (B, T, 2, H, W); frame t sees frames 0..t of its window (causal LSTM).
+        """
+        b, t = l.shape[:2]
+        flat = l.flatten(0, 1)
+        enc, skips = self.encode(flat, feats)
+        pooled = enc.mean(dim=(2, 3)).view(b, t, -1)
+        seq, _ = self.lstm(pooled)
+        glob_vec = self.global_fc(feats["embed"])
+        return self.decode(enc, skips, glob_vec, seq.flatten(0, 1), flat.shape[-2:]).view(b, t, 2, *l.shape[-2:])
+
+
+# ---------------------------------------------------------------------------------- stream
+
+
+class LSTMColorizer(StreamColorizer):
+    """Sliding window over the stream: each frame coloured with its T-1 predecessors."""
+
+    def __init__(self, info, net, backbone, device, dtype, window: int = WINDOW, sha256=None) -> None:
+        self.info = info
+        self.device = device
+        self.dtype = dtype
+        self.net = net.to(device=device, dtype=dtype).eval()
+        self.backbone = backbone.to(device=device, dtype=dtype).eval()
+        self.window = window
+        self.weights_sha256 = sha256
+        self._pooled: deque[torch.Tensor] = deque(maxlen=window)
+
+    def reset(self) -> None:
+        self._pooled.clear()
+
+    def flush(self) -> list:
+        return []
+
+    @torch.inference_mode()
+    def push(self, index: int, l: torch.Tensor) -> list:
+        x = l.to(self.device, self.dtype)[None]
+        feats = self.backbone(x, strides=BACKBONE_STRIDES, embed=True)
+        enc, skips = self.net.encode(x, feats)
+        self._pooled.append(enc.mean(dim=(2, 3)))
+        seq, _ = self.net.lstm(torch.stack(tuple(self._pooled), 1))
+        glob_vec = self.net.global_fc(feats["embed"])
+        ab = self.net.decode(enc, skips, glob_vec, seq[:, -1], x.shape[-2:])
+        return [(index, ab.float())]
+
+
+INFO = ModelInfo(
+    name="lstm",
+    summary="FlowChroma: CNN encoder + global semantics + 2-layer LSTM over a 5-frame window",
+    paper="Wijesinghe et al., FlowChroma - A Deep Recurrent Neural Network for Video Colorization, ICIAR 2020",
+    weights_file="lstm.pt",
+    size_multiple=32,
+    default_render_size=256,
+)
+
+
+@register_model(INFO)
+def build_lstm(device: torch.device, dtype: torch.dtype, weights=None, window: int = WINDOW, **_) -> LSTMColorizer:
+    path, expected = resolve_weights(INFO.name, weights)
+    state, digest = load_state(path, expected)
+    net = FlowChromaNet()
+    load_into(net, state, path)
+    backbone = FrozenBackbone(load_pretrained_backbone())
+    return LSTMColorizer(INFO, net, backbone, device, dtype, window=window, sha256=digest)
+
+
+# -------------------------------------------------------------------------------- training
+
+
+class LSTMFamily:
+    name = "lstm"
+    window = WINDOW
+
+    def build_net(self) -> nn.Module:
+        return FlowChromaNet()
+
+    def training_step(self, net, batch: TrainBatch, backbone: FrozenBackbone, step: int) -> dict:
+        lab = batch.lab
+        b, t = lab.shape[:2]
+        l = lab[:, :, :1]
+        with torch.no_grad():
+            feats = backbone(l.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
+        ab = net(l, feats)
+        mse = F.mse_loss(ab / AB_SCALE, lab[:, :, 1:] / AB_SCALE)
+        return {"loss": mse, "mse": mse.detach()}
+
+    def predict(self, net, lab: torch.Tensor, backbone: FrozenBackbone) -> torch.Tensor:
+        """Validation form: ab for (B, T, 3, H, W) Lab windows."""
+        l = lab[:, :, :1]
+        feats = backbone(l.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
+        return net(l, feats)
+
+
+FAMILY = LSTMFamily()

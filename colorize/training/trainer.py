@@ -1,0 +1,226 @@
+"""The shared trainer behind ``colorize train``: one loop for every model family.
+
+- Data: :mod:`colorize.training.data` (photos with synthetic motion + real clips), drawn
+  deterministically from ``(seed, step)``, prefetched one batch ahead in a thread.
+- Checkpoints: ``OUT/last.pt`` every few minutes (net, optimiser, step, RNG states, config), so a
+  resumed run continues exactly where the interrupted one stopped; ``OUT/best.pt`` holds the net
+  weights (trainable part only) of the best validation PSNR so far.
+- Log: ``OUT/log.csv``, one row per logged step (losses, lr, speed) and per evaluation
+  (validation PSNR of output and grey input, colourfulness ratio).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import math
+import os
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from colorize.color.lab import lab_to_rgb
+from colorize.models.backbone import FrozenBackbone, load_pretrained_backbone
+from colorize.training.data import DataConfig, build_samplers
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    data: tuple[str, ...]
+    out: str
+    steps: int = 20000
+    batch: int = 6
+    size: int = 128
+    lr: float = 1e-3
+    warmup: int = 200
+    seed: int = 0
+    log_every: int = 20
+    eval_every: int = 250
+    eval_batches: int = 12
+    ckpt_minutes: float = 5.0
+    threads: int = 0  # 0 = all cores
+    extra: dict = field(default_factory=dict)
+
+
+def load_family(name: str):
+    try:
+        mod = importlib.import_module(f"colorize.models.{name}")
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"no trainable model family {name!r}") from exc
+    family = getattr(mod, "FAMILY", None)
+    if family is None:
+        raise ValueError(f"model family {name!r} has no FAMILY to train")
+    return family
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = torch.mean((a.float() - b.float()) ** 2).item()
+    return 99.0 if mse <= 1e-12 else 10 * math.log10(1.0 / mse)
+
+
+def colourfulness(rgb: torch.Tensor) -> float:
+    """Hasler & Suesstrunk on (N, 3, H, W) in [0, 1], scaled to 0..255 units."""
+    r, g, b = (rgb * 255).unbind(1)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return (torch.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * torch.sqrt(rg.mean() ** 2 + yb.mean() ** 2)).item()
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, train_sampler=None, val_sampler=None) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.family = load_family(cfg.model)
+        self.net = self.family.build_net()
+        self.backbone = FrozenBackbone(load_pretrained_backbone())
+        self.opt = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
+        self.step = 0
+        self.wall = 0.0
+        self.best = -math.inf
+        if train_sampler is None:
+            dcfg = DataConfig(size=cfg.size, window=self.family.window)
+            train_sampler, val_sampler = build_samplers([Path(d) for d in cfg.data], dcfg, cfg.seed)
+        self.train_sampler, self.val_sampler = train_sampler, val_sampler
+
+    # ----------------------------------------------------------------- state
+    def state(self) -> dict:
+        return {
+            "net": self.net.state_dict(),
+            "opt": self.opt.state_dict(),
+            "step": self.step,
+            "wall": self.wall,
+            "best": self.best,
+            "torch_rng": torch.get_rng_state(),
+            "config": asdict(self.cfg),
+        }
+
+    def save(self) -> None:
+        tmp = self.out / "last.pt.tmp"
+        torch.save(self.state(), tmp)
+        os.replace(tmp, self.out / "last.pt")
+
+    def resume(self) -> bool:
+        path = self.out / "last.pt"
+        if not path.exists():
+            return False
+        st = torch.load(path, map_location="cpu", weights_only=True)
+        self.net.load_state_dict(st["net"], strict=True)
+        self.opt.load_state_dict(st["opt"])
+        self.step, self.wall, self.best = st["step"], st["wall"], st["best"]
+        torch.set_rng_state(st["torch_rng"])
+        return True
+
+    def _log(self, row: dict) -> None:
+        path = self.out / "log.csv"
+        fields = ["kind", "step", "wall_s", "lr", "loss", "terms", "val_psnr", "val_psnr_grey", "val_gain", "val_colour_ratio", "steps_per_s"]
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            if new:
+                w.writeheader()
+            w.writerow({k: row.get(k, "") for k in fields})
+
+    # ------------------------------------------------------------------ eval
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        self.net.eval()
+        p_out, p_grey, c_out, c_gt = [], [], [], []
+        for i in range(self.cfg.eval_batches):
+            batch = self.val_sampler.batch(i, self.cfg.batch)
+            ab = self.family.predict(self.net, batch.lab, self.backbone)
+            lab = batch.lab.flatten(0, 1)
+            pred = lab_to_rgb(torch.cat((lab[:, :1], ab.flatten(0, 1).float()), 1))
+            grey = lab_to_rgb(torch.cat((lab[:, :1], torch.zeros_like(lab[:, 1:])), 1))
+            gt = batch.rgb.flatten(0, 1)
+            p_out.append(psnr(pred, gt))
+            p_grey.append(psnr(grey, gt))
+            c_out.append(colourfulness(pred))
+            c_gt.append(colourfulness(gt))
+        self.net.train()
+        n = len(p_out)
+        res = {
+            "val_psnr": sum(p_out) / n,
+            "val_psnr_grey": sum(p_grey) / n,
+            "val_colour_ratio": sum(c_out) / max(1e-6, sum(c_gt)),
+        }
+        res["val_gain"] = res["val_psnr"] - res["val_psnr_grey"]
+        return res
+
+    def export_best(self, metrics: dict) -> None:
+        torch.save({k: v.detach().clone() for k, v in self.net.state_dict().items()}, self.out / "best.pt.tmp")
+        os.replace(self.out / "best.pt.tmp", self.out / "best.pt")
+        (self.out / "best.json").write_text(
+            __import__("json").dumps({"step": self.step, "wall_s": round(self.wall), **metrics}, indent=2)
+        )
+
+    # ------------------------------------------------------------------ loop
+    def run(self, stop_after: int | None = None, on_log=None) -> dict:
+        cfg = self.cfg
+        self.net.train()
+        q: queue.Queue = queue.Queue(maxsize=2)
+        start_step = self.step
+        end = cfg.steps if stop_after is None else min(cfg.steps, start_step + stop_after)
+
+        def produce():
+            for s in range(start_step, end):
+                q.put(self.train_sampler.batch(s, cfg.batch))
+
+        threading.Thread(target=produce, daemon=True).start()
+        last_ckpt = time.monotonic()
+        t_log, s_log = time.monotonic(), self.step
+        sums: dict = {}
+        while self.step < end:
+            t0 = time.monotonic()
+            batch = q.get()
+            for g in self.opt.param_groups:
+                g["lr"] = lr_at(cfg, self.step)
+            losses = self.family.training_step(self.net, batch, self.backbone, self.step)
+            self.opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
+            self.opt.step()
+            self.step += 1
+            self.wall += time.monotonic() - t0
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            if self.step % cfg.log_every == 0:
+                now = time.monotonic()
+                n = self.step - s_log
+                row = {
+                    "kind": "train", "step": self.step, "wall_s": round(self.wall, 1), "lr": f"{lr_at(cfg, self.step):.2e}",
+                    "loss": f"{sums['loss'] / n:.5f}",
+                    "terms": " ".join(f"{k}={v / n:.4f}" for k, v in sums.items() if k != "loss"),
+                    "steps_per_s": f"{n / (now - t_log):.3f}",
+                }
+                self._log(row)
+                if on_log:
+                    on_log(row)
+                sums, t_log, s_log = {}, now, self.step
+            if self.step % cfg.eval_every == 0 or self.step == end:
+                metrics = self.evaluate()
+                row = {"kind": "eval", "step": self.step, "wall_s": round(self.wall, 1), **{k: f"{v:.4f}" for k, v in metrics.items()}}
+                self._log(row)
+                if on_log:
+                    on_log(row)
+                if metrics["val_psnr"] > self.best:
+                    self.best = metrics["val_psnr"]
+                    self.export_best(metrics)
+            if time.monotonic() - last_ckpt > cfg.ckpt_minutes * 60 or self.step == end:
+                self.save()
+                last_ckpt = time.monotonic()
+        return {"step": self.step, "best_val_psnr": self.best}
