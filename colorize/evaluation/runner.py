@@ -1,0 +1,606 @@
+"""Evaluate a model on folders of colour clips: decode → grey → colourize → compare.
+
+Each clip is decoded with PyAV as a stream; every frame is converted to Lab, its L is resized
+(area-wise) to the model's default render size and pushed through the model's
+:class:`~colorize.models.base.StreamColorizer` interface, exactly as the pipeline drives it. The
+returned ab is upsampled to full resolution, merged with the original L and compared with the
+original frame. Nothing is kept per frame except a few floats (per-frame PSNR), so memory stays
+flat whatever the clip length.
+
+Per clip (and as the mean over clips):
+
+* PSNR (RGB, dB) of the output and of the grey input vs the original (mean of per-frame PSNRs),
+* colourfulness ratio output / original (Hasler–Süsstrunk, ratio of the per-clip means),
+* flicker ratio: ab warp error of the output / of the original, along DIS flow of the original,
+  occlusion-masked (:mod:`colorize.evaluation.metrics`),
+* colour accuracy of the CNN report (share of pixels with a and b within 2% of the ab range),
+* with a reference: the reference distance (Hellinger distance of ab histograms; lower = more
+  faithful) of the output and, for scale, of the original,
+* frames/second of the model's share of the pipeline: L resize, push/flush, ab upsampling and the
+  Lab → RGB merge at full resolution (decoding and metrics are not counted).
+
+With ``ref_mode="first-frame"`` (exemplar propagation) the clip's first original frame is the
+reference; that frame is then left out of every per-frame mean (its PSNR stays in the series).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence, Union
+
+import av
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from colorize.color.lab import lab_to_rgb, rgb_to_lab
+from colorize.color.saturation import colourfulness
+from colorize.evaluation.metrics import (
+    FlowEstimator,
+    ab_histogram,
+    color_accuracy,
+    hist_distance,
+    psnr,
+    valid_flow_mask,
+    warp_error_sum,
+)
+from colorize.models.base import StreamColorizer
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
+REF_MODES = (None, "first-frame")
+
+ModelSource = Union[StreamColorizer, Callable[[], StreamColorizer]]
+
+
+class EvalError(ValueError):
+    """Bad evaluation input: no clips, undecodable clip, missing reference, …"""
+
+
+# ------------------------------------------------------------------------------------ results
+
+
+def _ratio(num: float, den: float) -> float:
+    if den > 0:
+        return num / den
+    return 1.0 if num == 0 else math.inf
+
+
+def _finite_or_none(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+@dataclass
+class ClipResult:
+    """Metrics of one clip. ``*_per_frame`` lists hold one value per decoded frame, in order."""
+
+    name: str
+    frames: int  # frames colourized
+    scored_frames: int  # frames in the means (all but the reference frame in first-frame mode)
+    width: int
+    height: int
+    render_width: int
+    render_height: int
+    psnr_output: float
+    psnr_grey: float
+    colourfulness_output: float
+    colourfulness_original: float
+    flicker_output: float  # mean ab warp error
+    flicker_original: float
+    accuracy: float
+    fps: float
+    reference_distance_output: float | None = None
+    reference_distance_original: float | None = None
+    psnr_per_frame: list[float] = field(default_factory=list)
+    psnr_grey_per_frame: list[float] = field(default_factory=list)
+
+    @property
+    def psnr_gain(self) -> float:
+        return self.psnr_output - self.psnr_grey
+
+    @property
+    def colourfulness_ratio(self) -> float:
+        return _ratio(self.colourfulness_output, self.colourfulness_original)
+
+    @property
+    def flicker_ratio(self) -> float:
+        return _ratio(self.flicker_output, self.flicker_original)
+
+    def summary(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if not k.endswith("_per_frame")}
+        d.update(
+            psnr_gain=self.psnr_gain,
+            colourfulness_ratio=self.colourfulness_ratio,
+            flicker_ratio=self.flicker_ratio,
+        )
+        return {k: _finite_or_none(v) for k, v in d.items()}
+
+
+_MEAN_KEYS = (
+    "psnr_output",
+    "psnr_grey",
+    "psnr_gain",
+    "colourfulness_ratio",
+    "flicker_ratio",
+    "accuracy",
+    "reference_distance_output",
+    "reference_distance_original",
+)
+
+
+@dataclass
+class EvalReport:
+    model: str
+    clips: list[ClipResult]
+    ref_mode: str | None = None
+    reference: str | None = None
+    max_frames: int | None = None
+    weights_sha256: str | None = None
+    device: str = "cpu"
+    notes: list[str] = field(default_factory=list)
+
+    def mean(self) -> dict:
+        """Unweighted mean over clips of each figure; fps = all frames / all model time."""
+        out: dict = {}
+        for key in _MEAN_KEYS:
+            vals = [getattr(c, key) for c in self.clips]
+            vals = [v for v in vals if v is not None and math.isfinite(v)]
+            out[key] = sum(vals) / len(vals) if vals else None
+        frames = sum(c.frames for c in self.clips)
+        seconds = sum(c.frames / c.fps for c in self.clips if c.fps > 0)
+        out["fps"] = frames / seconds if seconds > 0 else None
+        out["frames"] = frames
+        return out
+
+    def as_dict(self) -> dict:
+        """JSON-ready (no NaN/inf: undefined figures are None)."""
+        return {
+            "model": self.model,
+            "weights_sha256": self.weights_sha256,
+            "device": self.device,
+            "ref_mode": self.ref_mode,
+            "reference": self.reference,
+            "max_frames": self.max_frames,
+            "notes": list(self.notes),
+            "mean": self.mean(),
+            "clips": [
+                dict(
+                    c.summary(),
+                    psnr_per_frame=[_finite_or_none(v) for v in c.psnr_per_frame],
+                    psnr_grey_per_frame=[_finite_or_none(v) for v in c.psnr_grey_per_frame],
+                )
+                for c in self.clips
+            ],
+        }
+
+    def write_frames_csv(self, path: str | Path) -> None:
+        """One row per frame: clip, frame, psnr_output, psnr_grey (PSNR over time)."""
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["clip", "frame", "psnr_output", "psnr_grey"])
+            for c in self.clips:
+                for i, (po, pg) in enumerate(zip(c.psnr_per_frame, c.psnr_grey_per_frame)):
+                    w.writerow([c.name, i, f"{po:.4f}", f"{pg:.4f}"])
+
+
+def _fmt(v, spec: str) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return format(v, spec)
+
+
+def format_report(report: EvalReport) -> str:
+    """A plain-text table: one row per clip and the mean."""
+    has_ref = any(c.reference_distance_output is not None for c in report.clips)
+    cols = ["clip", "frames", "PSNR", "grey", "gain", "colourful", "flicker", "acc", "fps"]
+    if has_ref:
+        cols += ["ref dist", "orig dist"]
+
+    def row(name, frames, d):
+        r = [
+            name,
+            str(frames),
+            _fmt(d["psnr_output"], ".2f"),
+            _fmt(d["psnr_grey"], ".2f"),
+            _fmt(d["psnr_gain"], "+.2f"),
+            _fmt(d["colourfulness_ratio"], ".3f"),
+            _fmt(d["flicker_ratio"], ".3f"),
+            _fmt(d["accuracy"], ".3f"),
+            _fmt(d["fps"], ".2f"),
+        ]
+        if has_ref:
+            r += [_fmt(d["reference_distance_output"], ".3f"), _fmt(d["reference_distance_original"], ".3f")]
+        return r
+
+    rows = [row(c.name, c.frames, c.summary()) for c in report.clips]
+    rows.append(row("mean", report.mean()["frames"], report.mean()))
+    widths = [max(len(cols[i]), *(len(r[i]) for r in rows)) for i in range(len(cols))]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    title = f"model {report.model}"
+    if report.ref_mode:
+        title += f", reference: {report.ref_mode}"
+    elif report.reference:
+        title += f", reference: {report.reference}"
+    out = [title, line(cols), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows[:-1]]
+    out += [line(["-" * w for w in widths]), line(rows[-1])]
+    out.append(
+        "PSNR in dB (RGB, output and grey input vs original); colourful = colourfulness output/original; "
+        "flicker = ab warp error output/original; acc = share of pixels with a, b within 2% of range"
+        + ("; ref dist = ab-histogram Hellinger distance to the reference (lower = more faithful)" if has_ref else "")
+    )
+    out += [f"note: {n}" for n in report.notes]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------- frame I/O
+
+
+def find_clips(paths: Sequence[str | Path]) -> list[Path]:
+    """Video files among ``paths`` (files kept as given, folders searched non-recursively)."""
+    clips: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            clips += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in VIDEO_SUFFIXES)
+        elif p.is_file():
+            clips.append(p)
+        else:
+            raise EvalError(f"no such file or folder: {p}")
+    if not clips:
+        raise EvalError(f"no video clips ({', '.join(VIDEO_SUFFIXES)}) in {', '.join(map(str, paths))}")
+    return clips
+
+
+def iter_rgb(path: Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Decoded frames of the first video stream as (H, W, 3) uint8 sRGB."""
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as exc:
+        raise EvalError(f"cannot open {path}: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            raise EvalError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        n = 0
+        try:
+            for frame in container.decode(stream):
+                if max_frames is not None and n >= max_frames:
+                    return
+                yield frame.to_ndarray(format="rgb24")
+                n += 1
+        except av.FFmpegError as exc:
+            raise EvalError(f"cannot decode {path} after {n} frames: {exc}") from exc
+
+
+def read_image_lab(path: str | Path) -> torch.Tensor:
+    """A still image as Lab (1, 3, H, W)."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise EvalError(f"cannot read reference image {path}")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return rgb_to_lab(_rgb_tensor(rgb))
+
+
+def _rgb_tensor(rgb_u8: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb_u8).permute(2, 0, 1).unsqueeze(0).to(torch.float32).div_(255.0)
+
+
+def render_shape(height: int, width: int, short_side: int, multiple: int) -> tuple[int, int]:
+    """Working size: short side ``short_side`` rounded to ``multiple``, aspect kept, both sides
+    multiples of ``multiple``."""
+    short = max(multiple, int(round(short_side / multiple)) * multiple)
+    scale = short / min(height, width)
+    other = lambda s: max(multiple, int(round(s * scale / multiple)) * multiple)  # noqa: E731
+    return (short, other(width)) if height <= width else (other(height), short)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, H, W) to ``size``: area average when shrinking, bilinear when enlarging."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if size[0] <= x.shape[-2] and size[1] <= x.shape[-1]:
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def _ab_upsampler() -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], str | None]:
+    """``fn(ab (1,2,h,w), l_full (1,1,H,W)) -> ab (1,2,H,W)``, and a note if it is the fallback."""
+    try:
+        from colorize.color.upsample import upsample_ab  # the pipeline's (guided) upsampler
+    except ImportError:
+        def bilinear(ab: torch.Tensor, l_full: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(ab, size=l_full.shape[-2:], mode="bilinear", align_corners=False)
+
+        return bilinear, "colorize.color.upsample not available: ab upsampled bilinearly"
+    return upsample_ab, None
+
+
+# ---------------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class _Frame:
+    rgb: torch.Tensor  # (1, 3, H, W) original, [0, 1]
+    lab: torch.Tensor  # (1, 3, H, W) original
+    grey: np.ndarray  # (H, W) uint8 luma, for flow
+
+
+class _ClipAccumulator:
+    """Running sums for one clip; frames arrive in index order."""
+
+    def __init__(self, skip_first: bool, flow: FlowEstimator, ref_hist: np.ndarray | None) -> None:
+        self.skip_first = skip_first
+        self.flow = flow
+        self.ref_hist = ref_hist
+        self.n = 0
+        self.scored = 0
+        self.psnr_out: list[float] = []
+        self.psnr_grey: list[float] = []
+        self.sum_psnr_out = self.sum_psnr_grey = 0.0
+        self.sum_cf_out = self.sum_cf_orig = 0.0
+        self.sum_acc = 0.0
+        self.warp_out = self.warp_orig = 0.0
+        self.warp_count = 0
+        self.hist_out = self.hist_orig = None
+        self.prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # grey, ab_out, ab_orig
+
+    def add(self, frame: _Frame, ab_out: torch.Tensor, rgb_out: torch.Tensor) -> None:
+        grey_rgb = lab_to_rgb(torch.cat((frame.lab[:, :1], torch.zeros_like(frame.lab[:, 1:])), 1))
+        p_out = float(psnr(rgb_out, frame.rgb)[0])
+        p_grey = float(psnr(grey_rgb, frame.rgb)[0])
+        self.psnr_out.append(p_out)
+        self.psnr_grey.append(p_grey)
+        ab_orig = frame.lab[:, 1:]
+        if not (self.skip_first and self.n == 0):
+            self.scored += 1
+            self.sum_psnr_out += p_out
+            self.sum_psnr_grey += p_grey
+            self.sum_cf_out += float(colourfulness(rgb_out)[0])
+            self.sum_cf_orig += float(colourfulness(frame.rgb)[0])
+            self.sum_acc += float(color_accuracy(ab_out, ab_orig)[0])
+            if self.ref_hist is not None:
+                h_out, h_orig = ab_histogram(ab_out), ab_histogram(ab_orig)
+                self.hist_out = h_out if self.hist_out is None else self.hist_out + h_out
+                self.hist_orig = h_orig if self.hist_orig is None else self.hist_orig + h_orig
+        ab_out_np = ab_out[0].numpy()
+        ab_orig_np = ab_orig[0].numpy()
+        if self.prev is not None:
+            prev_grey, prev_out, prev_orig = self.prev
+            flow_bw = self.flow(frame.grey, prev_grey)
+            flow_fw = self.flow(prev_grey, frame.grey)
+            mask = valid_flow_mask(flow_bw, flow_fw)
+            e_out, count = warp_error_sum(prev_out, ab_out_np, flow_bw, mask)
+            e_orig, _ = warp_error_sum(prev_orig, ab_orig_np, flow_bw, mask)
+            self.warp_out += e_out
+            self.warp_orig += e_orig
+            self.warp_count += count
+        self.prev = (frame.grey, ab_out_np, ab_orig_np)
+        self.n += 1
+
+
+def _resolve_model(model: ModelSource) -> StreamColorizer:
+    if isinstance(model, StreamColorizer):
+        return model
+    built = model()
+    if not isinstance(built, StreamColorizer):
+        raise TypeError(f"model factory returned {type(built).__name__}, not a StreamColorizer")
+    return built
+
+
+def evaluate(
+    model_factory: ModelSource,
+    clips: Sequence[str | Path],
+    max_frames: int | None = None,
+    ref_mode: str | None = None,
+    reference: str | Path | torch.Tensor | None = None,
+    flow_preset: str = "fast",
+    progress: Callable[[str, int], None] | None = None,
+) -> EvalReport:
+    """Colourize each clip's grey version with the model and compare with the original.
+
+    model_factory: a StreamColorizer, or a zero-argument callable that builds one (called once;
+        the model is ``reset()`` between clips).
+    clips: video files (see :func:`find_clips` for folders).
+    max_frames: at most this many frames per clip (None = all).
+    ref_mode: None, or "first-frame": each clip's first original frame is the reference.
+    reference: a still image (path) or Lab (1, 3, H, W) used as the reference for every clip.
+    flow_preset: DIS preset for the flicker flow ("ultrafast", "fast", "medium").
+    progress: called as ``progress(clip_name, frames_done)`` after each colourized frame.
+    """
+    if ref_mode not in REF_MODES:
+        raise EvalError(f"ref_mode must be one of {REF_MODES}, got {ref_mode!r}")
+    if ref_mode is not None and reference is not None:
+        raise EvalError("give either ref_mode='first-frame' or a reference image, not both")
+    if max_frames is not None and max_frames < 1:
+        raise EvalError(f"max_frames must be >= 1, got {max_frames}")
+    clips = [Path(c) for c in clips]
+    if not clips:
+        raise EvalError("no clips to evaluate")
+    model = _resolve_model(model_factory)
+    info = model.info
+    if info.needs_reference and ref_mode is None and reference is None:
+        raise EvalError(
+            f"model {info.name!r} needs a reference: use ref_mode='first-frame' (propagation) "
+            "or give a reference image"
+        )
+    ref_lab: torch.Tensor | None = None
+    ref_name = None
+    if reference is not None:
+        if isinstance(reference, torch.Tensor):
+            ref_lab, ref_name = reference.to(torch.float32).cpu(), "<tensor>"
+        else:
+            ref_lab, ref_name = read_image_lab(reference), str(reference)
+        if ref_lab.dim() != 4 or ref_lab.shape[:2] != (1, 3):
+            raise EvalError(f"reference must be Lab (1, 3, H, W), got {tuple(ref_lab.shape)}")
+
+    upsample, note = _ab_upsampler()
+    report = EvalReport(
+        model=info.name,
+        clips=[],
+        ref_mode=ref_mode,
+        reference=ref_name,
+        max_frames=max_frames,
+        weights_sha256=getattr(model, "weights_sha256", None),
+        device=str(model.device),
+        notes=[note] if note else [],
+    )
+    if (ref_mode or reference is not None) and not info.needs_reference:
+        report.notes.append(f"{info.name} takes no reference: it is only used to score faithfulness")
+    flow = FlowEstimator(flow_preset)
+    with torch.inference_mode():
+        for path in clips:
+            report.clips.append(
+                _evaluate_clip(model, path, max_frames, ref_mode, ref_lab, flow, upsample, progress)
+            )
+    return report
+
+
+def _model_reference(model: StreamColorizer, ref_lab: torch.Tensor) -> None:
+    info = model.info
+    h, w = render_shape(ref_lab.shape[-2], ref_lab.shape[-1], info.default_render_size, info.size_multiple)
+    model.set_reference(resize(ref_lab, (h, w)).to(model.device))
+
+
+def _evaluate_clip(
+    model: StreamColorizer,
+    path: Path,
+    max_frames: int | None,
+    ref_mode: str | None,
+    ref_lab: torch.Tensor | None,
+    flow: FlowEstimator,
+    upsample: Callable,
+    progress: Callable[[str, int], None] | None,
+) -> ClipResult:
+    info = model.info
+    model.reset()
+    pending: dict[int, _Frame] = {}
+    acc: _ClipAccumulator | None = None
+    size = render = None
+    model_seconds = 0.0
+
+    def consume(ready: list[tuple[int, torch.Tensor]]) -> float:
+        spent = 0.0
+        for index, ab in ready:
+            if index not in pending:
+                raise RuntimeError(f"model {info.name!r} returned frame {index} twice or out of order")
+            frame = pending.pop(index)
+            t0 = time.perf_counter()
+            ab_full = upsample(ab[:1].to(torch.float32), frame.lab[:, :1].to(ab.device)).cpu()
+            rgb_out = lab_to_rgb(torch.cat((frame.lab[:, :1], ab_full), dim=1))
+            spent += time.perf_counter() - t0
+            acc.add(frame, ab_full, rgb_out)
+            if progress is not None:
+                progress(path.name, acc.n)
+        return spent
+
+    index = -1
+    for index, rgb_u8 in enumerate(iter_rgb(path, max_frames)):
+        rgb = _rgb_tensor(rgb_u8)
+        lab = rgb_to_lab(rgb)
+        if index == 0:
+            size = rgb.shape[-2:]
+            render = render_shape(size[0], size[1], info.default_render_size, info.size_multiple)
+            ref_now = lab if ref_mode == "first-frame" else ref_lab
+            ref_hist = ab_histogram(ref_now[:, 1:]) if ref_now is not None else None
+            if ref_now is not None and info.needs_reference:
+                _model_reference(model, ref_now)
+            acc = _ClipAccumulator(ref_mode == "first-frame", flow, ref_hist)
+        elif rgb.shape[-2:] != size:
+            raise EvalError(f"{path}: frame size changes mid-stream at frame {index}")
+        pending[index] = _Frame(rgb, lab, cv2.cvtColor(rgb_u8, cv2.COLOR_RGB2GRAY))
+        t0 = time.perf_counter()
+        l_small = resize(lab[:, :1], render)[0].to(model.device)
+        ready = model.push(index, l_small)
+        model_seconds += time.perf_counter() - t0
+        model_seconds += consume(ready)
+    if index < 0:
+        raise EvalError(f"{path} has no decodable frames")
+    t0 = time.perf_counter()
+    ready = model.flush()
+    model_seconds += time.perf_counter() - t0
+    model_seconds += consume(ready)
+    model.reset()
+    if pending:
+        raise RuntimeError(f"model {info.name!r} never returned frames {sorted(pending)[:5]}… of {path.name}")
+
+    scored = max(acc.scored, 1)
+    frames = acc.n
+    return ClipResult(
+        name=path.name,
+        frames=frames,
+        scored_frames=acc.scored,
+        width=int(size[1]),
+        height=int(size[0]),
+        render_width=render[1],
+        render_height=render[0],
+        psnr_output=acc.sum_psnr_out / scored,
+        psnr_grey=acc.sum_psnr_grey / scored,
+        colourfulness_output=acc.sum_cf_out / scored,
+        colourfulness_original=acc.sum_cf_orig / scored,
+        flicker_output=acc.warp_out / acc.warp_count if acc.warp_count else math.nan,
+        flicker_original=acc.warp_orig / acc.warp_count if acc.warp_count else math.nan,
+        accuracy=acc.sum_acc / scored,
+        fps=frames / model_seconds if model_seconds > 0 else math.inf,
+        reference_distance_output=hist_distance(acc.hist_out, acc.ref_hist) if acc.hist_out is not None else None,
+        reference_distance_original=hist_distance(acc.hist_orig, acc.ref_hist) if acc.hist_orig is not None else None,
+        psnr_per_frame=acc.psnr_out,
+        psnr_grey_per_frame=acc.psnr_grey,
+    )
+
+
+# ------------------------------------------------------------------------------ entry points
+
+
+def quick_eval(stream_colorizer: StreamColorizer, clips: Sequence[str | Path], max_frames: int = 24) -> dict:
+    """Fast periodic evaluation for the trainer: a few frames per clip, the cheapest flow.
+
+    Returns ``{"psnr_gain", "colourfulness_ratio", "flicker_ratio", "psnr_output", "fps"}``
+    (means over clips; None where undefined). Exemplar models run in first-frame propagation.
+    """
+    ref_mode = "first-frame" if stream_colorizer.info.needs_reference else None
+    report = evaluate(stream_colorizer, clips, max_frames=max_frames, ref_mode=ref_mode, flow_preset="ultrafast")
+    mean = report.mean()
+    return {k: mean[k] for k in ("psnr_gain", "colourfulness_ratio", "flicker_ratio", "psnr_output", "fps")}
+
+
+def cli_eval(
+    model: str,
+    dirs: Sequence[str | Path],
+    weights: str | Path | None = None,
+    ref_mode: str | None = None,
+    max_frames: int | None = None,
+    json_out: bool = False,
+    device: str = "cpu",
+    out_csv: str | Path | None = None,
+    reference: str | Path | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> EvalReport:
+    """``colorize eval``: build ``model`` once, evaluate every clip in ``dirs``, return the report.
+
+    Prints nothing: the CLI prints ``format_report(report)`` or, with ``--json``,
+    ``json.dumps(report.as_dict())`` (``json_out`` is accepted so the CLI can pass its options
+    through; the choice of rendering is the caller's). ``out_csv`` writes the per-frame PSNR
+    series (:meth:`EvalReport.write_frames_csv`). A model that needs a reference and gets neither
+    ``ref_mode`` nor ``reference`` is evaluated in first-frame propagation mode.
+    """
+    from colorize.models.registry import create_model, get_model_info
+
+    clips = find_clips(dirs)
+    info = get_model_info(model)
+    if info.needs_reference and ref_mode is None and reference is None:
+        ref_mode = "first-frame"
+    built = create_model(model, device=device, weights=weights)
+    report = evaluate(built, clips, max_frames=max_frames, ref_mode=ref_mode, reference=reference, progress=progress)
+    if out_csv is not None:
+        report.write_frames_csv(out_csv)
+    return report
