@@ -296,12 +296,17 @@ def _rgb_tensor(rgb_u8: np.ndarray) -> torch.Tensor:
 
 
 def render_shape(height: int, width: int, short_side: int, multiple: int) -> tuple[int, int]:
-    """Working size: short side ``short_side`` rounded to ``multiple``, aspect kept, both sides
-    multiples of ``multiple``."""
-    short = max(multiple, int(round(short_side / multiple)) * multiple)
-    scale = short / min(height, width)
-    other = lambda s: max(multiple, int(round(s * scale / multiple)) * multiple)  # noqa: E731
-    return (short, other(width)) if height <= width else (other(height), short)
+    """The model's working (h, w): short side ``short_side`` rounded to ``multiple`` but never
+    more than the frame's short side rounded up to ``multiple``; aspect kept; both sides multiples
+    of ``multiple``. The same rule as the pipeline's ``working_size`` (square pixels)."""
+    short = min(height, width)
+    target = min(_round_to(short_side, multiple), multiple * math.ceil(short / multiple))
+    scale = target / short
+    return _round_to(height * scale, multiple), _round_to(width * scale, multiple)
+
+
+def _round_to(x: float, m: int) -> int:
+    return max(m, int(round(x / m)) * m)
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -466,9 +471,13 @@ def evaluate(
 
 
 def _model_reference(model: StreamColorizer, ref_lab: torch.Tensor) -> None:
-    info = model.info
-    h, w = render_shape(ref_lab.shape[-2], ref_lab.shape[-1], info.default_render_size, info.size_multiple)
-    model.set_reference(resize(ref_lab, (h, w)).to(model.device))
+    # As the pipeline loads a --ref still: area-shrunk to a short side of at most the render size.
+    h, w = ref_lab.shape[-2:]
+    short_side = model.info.default_render_size
+    if min(h, w) > short_side:
+        f = short_side / min(h, w)
+        ref_lab = resize(ref_lab, (max(1, round(h * f)), max(1, round(w * f))))
+    model.set_reference(ref_lab.contiguous().to(model.device))
 
 
 def _evaluate_clip(
@@ -584,22 +593,27 @@ def cli_eval(
     out_csv: str | Path | None = None,
     reference: str | Path | None = None,
     progress: Callable[[str, int], None] | None = None,
+    *,
+    json: bool | None = None,
 ) -> EvalReport:
     """``colorize eval``: build ``model`` once, evaluate every clip in ``dirs``, return the report.
 
     Prints nothing: the CLI prints ``format_report(report)`` or, with ``--json``,
-    ``json.dumps(report.as_dict())`` (``json_out`` is accepted so the CLI can pass its options
-    through; the choice of rendering is the caller's). ``out_csv`` writes the per-frame PSNR
-    series (:meth:`EvalReport.write_frames_csv`). A model that needs a reference and gets neither
-    ``ref_mode`` nor ``reference`` is evaluated in first-frame propagation mode.
+    ``json.dumps(report.as_dict())``; ``json_out`` (alias ``json``) is accepted so the CLI can
+    pass its options through, the rendering is the caller's. ``device`` is "auto", "cpu",
+    "cuda[:N]" or "mps" (GPUs compute in half precision, as in the pipeline). ``out_csv`` writes
+    the per-frame PSNR series (:meth:`EvalReport.write_frames_csv`). A model that needs a
+    reference and gets neither ``ref_mode`` nor ``reference`` runs in first-frame propagation.
     """
     from colorize.models.registry import create_model, get_model_info
+    from colorize.pipeline.device import compute_dtype, resolve_device
 
     clips = find_clips(dirs)
     info = get_model_info(model)
     if info.needs_reference and ref_mode is None and reference is None:
         ref_mode = "first-frame"
-    built = create_model(model, device=device, weights=weights)
+    dev = resolve_device(str(device))
+    built = create_model(model, device=dev, dtype=compute_dtype(dev), weights=weights)
     report = evaluate(built, clips, max_frames=max_frames, ref_mode=ref_mode, reference=reference, progress=progress)
     if out_csv is not None:
         report.write_frames_csv(out_csv)
