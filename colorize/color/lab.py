@@ -19,11 +19,6 @@ _RGB2XYZ = (
     (0.212671, 0.715160, 0.072169),
     (0.019334, 0.119193, 0.950227),
 )
-_XYZ2RGB = (
-    (3.240479, -1.537150, -0.498535),
-    (-0.969256, 1.875992, 0.041556),
-    (0.055648, -0.204043, 1.057311),
-)
 _WHITE = (0.950456, 1.0, 1.088754)
 _EPS = 0.008856
 _KAPPA = 903.3
@@ -40,9 +35,11 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _matmul(m: tuple, x: torch.Tensor) -> torch.Tensor:
-    mat = torch.tensor(m, device=x.device, dtype=x.dtype)
-    return torch.einsum("ij,...jhw->...ihw", mat, x)
+def _matmul(m: tuple, x: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+    mat = torch.tensor(m, dtype=torch.float64)
+    if inverse:  # the exact inverse, so that rgb -> lab -> rgb round-trips to float precision
+        mat = torch.linalg.inv(mat)
+    return torch.einsum("ij,...jhw->...ihw", mat.to(device=x.device, dtype=x.dtype), x)
 
 
 def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
@@ -81,7 +78,7 @@ def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
     f = torch.stack((fx, fy, fz), dim=-3)
     t = torch.where(f > 6.0 / 29.0, f**3, (116.0 * f - 16.0) / _KAPPA)
     white = torch.tensor(_WHITE, device=x.device, dtype=x.dtype).view(3, 1, 1)
-    lin = _matmul(_XYZ2RGB, t * white)
+    lin = _matmul(_RGB2XYZ, t * white, inverse=True)
     rgb = linear_to_srgb(lin.clamp(min=0.0) if clip else lin)
     if clip:
         rgb = rgb.clamp(0.0, 1.0)

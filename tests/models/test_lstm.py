@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from colorize.models.backbone import FrozenBackbone, load_pretrained_backbone
+from colorize.models.lstm import INFO, WINDOW, FAMILY, FlowChromaNet, LSTMColorizer
+
+
+@pytest.fixture(scope="module")
+def colorizer():
+    torch.manual_seed(0)
+    net = FlowChromaNet()
+    # make the untrained LSTM matter, so window bookkeeping is observable in the output
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(1.5)
+    return LSTMColorizer(INFO, net, FrozenBackbone(load_pretrained_backbone()), torch.device("cpu"), torch.float32)
+
+
+def _frames(n, h=64, w=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(1, h, w, generator=g) * 100 for _ in range(n)]
+
+
+def test_shapes_range_and_immediate_output(colorizer):
+    colorizer.reset()
+    for i, l in enumerate(_frames(3)):
+        out = colorizer.push(i, l)
+        assert len(out) == 1 and out[0][0] == i
+        ab = out[0][1]
+        assert ab.shape == (1, 2, 64, 96) and ab.dtype == torch.float32
+        assert torch.isfinite(ab).all() and ab.abs().max() <= 128
+    assert colorizer.flush() == []
+
+
+def test_stream_equals_training_form_over_sliding_window(colorizer):
+    """Frame t in the stream == the causal network over its window of T frames ending at t."""
+    frames = _frames(WINDOW + 2, seed=1)
+    colorizer.reset()
+    streamed = [colorizer.push(i, l)[0][1] for i, l in enumerate(frames)]
+    bb = colorizer.backbone
+    with torch.inference_mode():
+        for t in (1, WINDOW + 1):
+            win = torch.stack(frames[max(0, t - WINDOW + 1) : t + 1])[None]  # (1, T, 1, H, W)
+            feats = bb(win.flatten(0, 1), strides=(8, 16), embed=True)
+            ab = colorizer.net(win, feats)[0, -1]
+            assert (ab - streamed[t][0]).abs().max() < 1e-2
+
+
+def test_reset_forgets_the_window(colorizer):
+    frames = _frames(4, seed=2)
+    colorizer.reset()
+    fresh = colorizer.push(0, frames[3])[0][1]
+    colorizer.reset()
+    for i in range(3):
+        colorizer.push(i, frames[i])
+    with_history = colorizer.push(3, frames[3])[0][1]
+    colorizer.reset()
+    after_reset = colorizer.push(0, frames[3])[0][1]
+    assert torch.equal(after_reset, fresh)
+    assert not torch.allclose(with_history, fresh)
+
+
+def test_training_step_learns_a_tiny_batch():
+    from tests.training.synthetic import synthetic_batch
+
+    torch.manual_seed(0)
+    batch = synthetic_batch(b=2, t=3, size=32)
+    net = FAMILY.build_net()
+    bb = FrozenBackbone(load_pretrained_backbone())
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    first = None
+    for step in range(25):
+        loss = FAMILY.training_step(net, batch, bb, step)["loss"]
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
