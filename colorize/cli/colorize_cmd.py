@@ -1,0 +1,190 @@
+"""``colorize INPUT... [options]``: the default command (no subcommand name needed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from colorize.cli.options import (
+    EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
+    debug_option, device_option, json_option, model_option, weights_option,
+)
+from colorize.pipeline.config import PICK_CHOICES, RunConfig, default_model_name
+
+
+class _ColorizeCommand(click.Command):
+    """Adds the registered models and the other commands to the help, read at help time."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from colorize.models.registry import get_model_info, list_models
+
+        with formatter.section("Models"):
+            rows = []
+            for name in list_models():
+                info = get_model_info(name)
+                tag = " (needs --ref)" if info.needs_reference else ""
+                rows.append((name, f"{info.summary}{tag}"))
+            formatter.write_dl(rows or [("(none)", "no model families are installed")])
+        with formatter.section("Other commands"):
+            formatter.write_dl([
+                ("colorize models", "list the models, their weights and whether they load"),
+                ("colorize train --help", "train a model on folders of colour photos and clips"),
+                ("colorize eval --help", "measure a model on folders of colour clips"),
+            ])
+        formatter.write_paragraph()
+        formatter.write_text(
+            "An INPUT that exists as a file or folder is always an input, even when it is named "
+            "like a command (models, train, eval)."
+        )
+        formatter.write_paragraph()
+        formatter.write_text(EXIT_CODES_HELP)
+        formatter.write_paragraph()
+        formatter.write_text("Examples:")
+        with formatter.indentation():
+            formatter.write_text("colorize film.mp4 --ref still.jpg")
+            formatter.write_text("colorize reels/ -o out/ --codec ffv1")
+            formatter.write_text("colorize film.mkv --ref a.jpg@00:00:00-00:01:10 --ref b.jpg --json")
+
+
+def _codec_ok(ctx, param, value):
+    if value is None:
+        return value
+    import av
+
+    try:
+        codec = av.codec.Codec(value, "w")
+    except Exception:  # noqa: BLE001 - PyAV raises UnknownCodecError or ValueError by version
+        raise click.BadParameter(f"no such encoder in this FFmpeg build: {value!r}")
+    if codec.type != "video":
+        raise click.BadParameter(f"{value!r} is not a video encoder")
+    return value
+
+
+@click.command(
+    "colorize", cls=_ColorizeCommand,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    short_help="Colourize videos and stills.",
+)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output file, or folder for several inputs / a folder input (subfolders mirrored). "
+                   "Default: <name>_colorized.<ext> beside each input.")
+@model_option()
+@click.option("--ref", "refs", multiple=True, metavar="IMAGE[@START-END]",
+              help="Colour reference: a still, a folder of stills, or a still bound to a time range "
+                   "(timecodes HH:MM:SS[.fff] or frame numbers). Repeatable; per shot the best-matching "
+                   "one is used. Selects the exemplar model.")
+@weights_option
+@device_option
+@click.option("--render-size", type=click.IntRange(min=16), default=None,
+              help="Short side in pixels of the frames the model sees (rounded to its multiple); "
+                   "default: the model's own. Chroma is upsampled to full size guided by the luma.")
+@click.option("--codec", default=None, callback=_codec_ok,
+              help="Video encoder (default libx264; ffv1 = lossless archival master, in .mkv).")
+@click.option("--crf", type=click.IntRange(0, 63), default=None, help="Quality for x264/x265/VP9/AV1 (default 17).")
+@click.option("--preset", default=None, help="Encoder speed preset (default medium).")
+@click.option("--diverse", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Compute N different colourings (models that support it).")
+@click.option("--pick", type=click.Choice(PICK_CHOICES), default="saturation", show_default=True,
+              help="With --diverse: keep the most saturated over the film, or write all (name_0, name_1, "
+                   "... plus a contact-sheet PNG).")
+@click.option("--refine-passes", type=click.IntRange(min=0), default=None,
+              help="Refinement passes for models that have one (default: the model's).")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip those inputs).")
+@json_option("Print one JSON object per input on stdout (input, output, status, frames, seconds, "
+             "model, weights_sha256, error).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output; errors only.")
+@debug_option
+@click.version_option(package_name="colorize", message="%(prog)s %(version)s")
+def colorize_command(inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
+                     diverse, pick, refine_passes, overwrite, as_json, quiet, debug):
+    """Colourize black-and-white videos and stills.
+
+    INPUT is a video, a still image (jpg, png, tiff, webp) or a folder of them. Only the chroma
+    is changed: the picture's luma is kept (bit-exact with a lossless codec); audio and subtitle
+    tracks are copied untouched; nothing is written until an output is complete.
+    """
+    sys.exit(run_colorize(
+        inputs=list(inputs), output=output, model=model, refs=refs, weights=weights, device=device,
+        render_size=render_size, codec=codec, crf=crf, preset=preset, diverse=diverse, pick=pick,
+        refine_passes=refine_passes, overwrite=overwrite, as_json=as_json, quiet=quiet, debug=debug,
+    ))
+
+
+def _err(text: str) -> None:
+    click.echo(f"colorize: error: {text}", err=True)
+
+
+def run_colorize(*, inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
+                 diverse, pick, refine_passes, overwrite, as_json, quiet, debug) -> int:
+    from colorize.cli.progress import make_reporter
+    from colorize.pipeline.device import cpu_threads
+    from colorize.pipeline.errors import ModelError, UsageError
+    from colorize.pipeline.inputs import plan_jobs
+    from colorize.pipeline.runner import Runner
+
+    import torch
+
+    def fail_usage(exc: BaseException) -> int:
+        if debug:
+            traceback.print_exc()
+        _err(str(exc))
+        return EXIT_USAGE
+
+    try:
+        config = RunConfig(
+            model=model or default_model_name(bool(refs)), weights=weights, references=tuple(refs),
+            device=device, render_size=render_size, codec=codec, crf=crf, preset=preset,
+            diverse=diverse, pick=pick, refine_passes=refine_passes, overwrite=overwrite,
+        )
+        reporter = make_reporter(quiet or False)
+        runner = Runner(config, on_event=reporter)
+        if runner.device.type == "cpu":
+            torch.set_num_threads(cpu_threads())
+        jobs = plan_jobs(inputs, output, codec)
+    except (UsageError, ValueError) as exc:
+        return fail_usage(exc)
+
+    failed = 0
+    current = None
+    try:
+        from colorize.pipeline import events as ev
+
+        def track(event, _inner=reporter):
+            nonlocal current
+            if isinstance(event, ev.FileStarted):
+                current = event
+            _inner(event)
+
+        runner.on_event = track
+        for result in runner.run(jobs):
+            current = None
+            if not result.ok:
+                failed += 1
+                reporter.message(f"colorize: error: {result.error}")
+                exc = getattr(result, "exception", None)
+                if debug and exc is not None:
+                    traceback.print_exception(type(exc), exc, exc.__traceback__)
+            if as_json:
+                click.echo(json.dumps(result.as_json()))
+    except KeyboardInterrupt:
+        reporter.close()
+        _err("interrupted; the output being written was removed, finished outputs are kept")
+        if as_json and current is not None:
+            click.echo(json.dumps({"input": str(current.input), "output": str(current.output),
+                                   "status": "interrupted", "frames": 0, "seconds": 0.0,
+                                   "model": config.model, "weights_sha256": None,
+                                   "error": "interrupted"}))
+        return EXIT_INTERRUPTED
+    except (ModelError, UsageError) as exc:
+        reporter.close()
+        if debug:
+            traceback.print_exc()
+        _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED
+    reporter.close()
+    return EXIT_FAILED if failed else EXIT_OK

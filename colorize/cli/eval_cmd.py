@@ -1,0 +1,29 @@
+"""``colorize eval``: a thin layer over ``colorize.evaluation.cli_eval`` (imported only here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from colorize.cli.options import debug_option, device_option, json_option, model_option, weights_option
+from colorize.cli.train_cmd import call_lazily
+
+
+@click.command("eval", context_settings={"help_option_names": ["-h", "--help"]})
+@model_option(required=True, help="Model to evaluate.")
+@click.argument("dirs", nargs=-1, required=True, metavar="DIR...",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--ref-mode", type=click.Choice(["first-frame"]), default=None,
+              help="Exemplar models: use each clip's first original frame as the reference (propagation).")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Frames per clip at most.")
+@weights_option
+@device_option
+@json_option("Print the figures as JSON on stdout.")
+@debug_option
+def eval_command(model, dirs, ref_mode, max_frames, weights, device, as_json, debug) -> None:
+    """Measure MODEL on folders of colour clips: PSNR, colourfulness, flicker, accuracy, fps."""
+    sys.exit(call_lazily("colorize.evaluation", "cli_eval", "eval", debug, model=model, dirs=tuple(dirs),
+                         ref_mode=ref_mode, max_frames=max_frames, weights=weights, device=device,
+                         json=as_json))

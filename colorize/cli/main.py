@@ -1,0 +1,80 @@
+"""The ``colorize`` entry point: the colourize command by default, plus a few subcommands.
+
+``colorize film.mp4`` needs no subcommand name. ``colorize models``, ``colorize train ...`` and
+``colorize eval ...`` are subcommands. The rule that keeps the two apart: the first argument is a
+subcommand only when it is a subcommand's name *and no file or folder of that name exists*; an
+existing path is always an input (``colorize train`` with a folder ``train/`` here colourizes the
+folder; write ``colorize train --help`` elsewhere, or ``python -m colorize train`` from another
+directory, to reach the command). Everything else, ``--help`` and ``--version`` included, goes to the
+colourize command, whose help lists the subcommands.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from colorize.cli.colorize_cmd import colorize_command
+from colorize.cli.eval_cmd import eval_command
+from colorize.cli.models_cmd import models_command
+from colorize.cli.train_cmd import train_command
+
+_DEFAULT = "\0colorize"  # internal name of the default command: no user types or names a file this
+
+
+class ColorizeGroup(click.Group):
+    """A group whose default command runs when the first argument is not a subcommand."""
+
+    def is_subcommand(self, arg: str) -> bool:
+        return arg in self.commands and arg != _DEFAULT and not os.path.lexists(arg)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or not self.is_subcommand(args[0]):
+            args = [_DEFAULT, *args]
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, cmd, rest = super().resolve_command(ctx, args)
+        return name, cmd, rest
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        colorize_command.format_help(ctx, formatter)
+
+
+class _DefaultCommand(click.Command):
+    """The colourize command as the group's default: its usage reads ``colorize [OPTIONS] ...``."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        if info_name == _DEFAULT and parent is not None:
+            # Detach from the group so usage lines and errors say "colorize", not the internal name.
+            return super().make_context(parent.info_name, args, parent=None, **extra)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+def _as_default(cmd: click.Command) -> click.Command:
+    default = _DefaultCommand(
+        name=_DEFAULT, params=cmd.params, callback=cmd.callback, help=cmd.help,
+        context_settings=cmd.context_settings, hidden=True, short_help=cmd.short_help,
+    )
+    default.format_epilog = cmd.format_epilog  # the models / commands / exit codes sections
+    return default
+
+
+cli = ColorizeGroup(
+    name="colorize",
+    context_settings={"help_option_names": [], "max_content_width": 100},
+    add_help_option=False,
+)
+cli.add_command(_as_default(colorize_command))
+cli.add_command(models_command)
+cli.add_command(train_command)
+cli.add_command(eval_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="colorize")
+
+
+if __name__ == "__main__":
+    main()

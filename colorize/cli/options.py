@@ -1,0 +1,71 @@
+"""Options shared by several commands, defined once (choices come from the model registry)."""
+
+from __future__ import annotations
+
+import click
+
+from colorize.pipeline.config import DEFAULT_AUTO_MODEL, DEFAULT_REFERENCE_MODEL
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 every input done (or skipped because its output exists); "
+    "1 some inputs failed (the others were still processed); "
+    "2 bad usage (unknown option, model or device, missing reference, output equal to input); "
+    "130 interrupted (Ctrl-C; no partial output is left behind)."
+)
+
+
+class ModelChoice(click.Choice):
+    """``click.Choice`` over the registered models, read from the registry when used, so
+    ``--help`` and validation always show the real list."""
+
+    name = "model"
+
+    def __init__(self) -> None:
+        super().__init__((), case_sensitive=True)
+
+    @property
+    def choices(self):  # type: ignore[override]
+        from colorize.models.registry import list_models
+
+        return tuple(list_models())
+
+    @choices.setter
+    def choices(self, value) -> None:  # click's __init__ assigns it; the registry is the truth
+        pass
+
+
+def model_option(required: bool = False, help: str | None = None):
+    return click.option(
+        "--model", "-m", "model", type=ModelChoice(), required=required, default=None,
+        help=help or (
+            f"Model to run. Default: {DEFAULT_AUTO_MODEL!r} (automatic), or "
+            f"{DEFAULT_REFERENCE_MODEL!r} when --ref is given. `colorize models` lists them."
+        ),
+    )
+
+
+def weights_option(f):
+    return click.option(
+        "--weights", type=click.Path(path_type=__import__("pathlib").Path), default=None,
+        help="Weights file (or folder, for models made of several files) instead of the shipped ones.",
+    )(f)
+
+
+def device_option(f):
+    return click.option(
+        "--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]|mps",
+        help="Compute device; auto = CUDA, then Apple MPS, then CPU. GPUs run in half precision.",
+    )(f)
+
+
+def json_option(help: str):
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def debug_option(f):
+    return click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")(f)

@@ -1,0 +1,59 @@
+"""``colorize train``: a thin layer over ``colorize.training.cli_train`` (imported only here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from colorize.cli.options import debug_option, device_option, model_option
+
+
+def call_lazily(module: str, func: str, command: str, debug: bool, **kwargs) -> int:
+    """Import ``module.func`` when the command runs (training code never loads otherwise)."""
+    import importlib
+    import traceback
+
+    try:
+        fn = getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError) as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"colorize: error: `colorize {command}` is not available in this installation "
+                   f"({module}.{func}: {exc})", err=True)
+        return 1
+    try:
+        rc = fn(**kwargs)
+    except KeyboardInterrupt:
+        click.echo("colorize: error: interrupted", err=True)
+        return 130
+    except (ValueError, FileNotFoundError) as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"colorize: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", err=True)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - one line unless --debug
+        if debug:
+            traceback.print_exc()
+        click.echo(f"colorize: error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", err=True)
+        return 1
+    return int(rc) if isinstance(rc, int) else 0
+
+
+@click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
+@model_option(required=True, help="Model family to train.")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of colour photos and/or clips (repeatable).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimisation steps (default: the family's).")
+@click.option("--resume", is_flag=True, help="Continue exactly from the last checkpoint in --out.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for checkpoints and the CSV log (outside the repository).")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch size.")
+@click.option("--size", type=click.IntRange(min=16), default=None, help="Training crop size in pixels.")
+@device_option
+@debug_option
+def train_command(model, data, steps, resume, out, batch, size, device, debug) -> None:
+    """Train MODEL self-supervised on folders of colour photos and clips."""
+    sys.exit(call_lazily("colorize.training", "cli_train", "train", debug, model=model, data=tuple(data),
+                         steps=steps, resume=resume, out=out, batch=batch, size=size, device=device))

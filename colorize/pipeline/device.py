@@ -1,0 +1,69 @@
+"""Choosing the compute device and precision: auto = CUDA, then MPS, then CPU."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import torch
+
+from colorize.pipeline.errors import UsageError
+
+
+class DeviceError(UsageError):
+    """The requested device does not exist on this machine (a usage error)."""
+
+
+_SPEC = re.compile(r"^(auto|cpu|mps|cuda)(?::(\d+))?$")
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``"auto" | "cpu" | "cuda" | "cuda:N" | "mps"`` -> a device that exists, or DeviceError."""
+    m = _SPEC.match(spec.strip().lower())
+    if m is None:
+        raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps")
+    kind, num = m.group(1), m.group(2)
+    if kind == "auto":
+        if num is not None:
+            raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps")
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if kind == "cpu":
+        return torch.device("cpu")
+    if kind == "mps":
+        if not _mps_available():
+            raise DeviceError("--device mps: Apple Metal (MPS) is not available on this machine")
+        return torch.device("mps")
+    if not torch.cuda.is_available():
+        raise DeviceError(
+            f"--device {spec}: CUDA is not available (PyTorch {torch.__version__} sees no NVIDIA GPU); "
+            "use --device cpu or auto"
+        )
+    index = int(num) if num is not None else torch.cuda.current_device()
+    if index >= torch.cuda.device_count():
+        raise DeviceError(
+            f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present (0-based)"
+        )
+    return torch.device("cuda", index)
+
+
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """Half precision on GPUs, float32 on CPU (CPU half is slow and inexact)."""
+    return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+
+
+def cpu_threads(reserved: int = 1) -> int:
+    """Intra-op threads for torch on CPU: all cores but ``reserved`` for decode/encode threads."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        n = os.cpu_count() or 1
+    return max(1, n - reserved) if n > 2 else n

@@ -1,0 +1,59 @@
+"""The provenance sidecar ``OUTPUT.colorize.json`` and atomic small-file writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.partial-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)  # Fractions, devices, dtypes
+
+
+def sidecar_bytes(record: dict) -> bytes:
+    return (json.dumps(_jsonable(record), indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
+def environment() -> dict:
+    import av
+    import torch
+
+    from colorize import __version__
+
+    return {
+        "tool": "colorize",
+        "version": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pyav": av.__version__,
+        "ffmpeg": {k: ".".join(map(str, v)) if isinstance(v, tuple) else str(v) for k, v in av.library_versions.items()},
+        "platform": platform.platform(),
+    }
