@@ -1,0 +1,35 @@
+"""Media I/O: probe, decode (a frame generator), encode (video and stills), packet remux.
+
+The contract with the pipeline (engineer B) — all names re-exported here:
+
+* ``MediaError``: one-line, user-facing message (missing file, not media, no video, zero frames,
+  corrupt/truncated, unsupported codec, disk full, output not writable, container can't hold a stream).
+* ``probe(path) -> MediaInfo`` (``StreamInfo`` per stream); ``MediaInfo.as_dict()`` for sidecars;
+  ``MediaInfo.frame_estimate`` (header count, else duration x fps) for progress bars.
+* ``iter_frames(path, info)`` yields ``SourceFrame`` (index, pts, time_base, rgb, frame, alpha);
+  raises MediaError on corrupt data and at the end when a file is truncated.
+* ``output_path_for(input, info, output=None, codec=None) -> Path``.
+* ``EncodeOptions(codec, crf, preset, pix_fmt, image_quality)``.
+* ``MediaWriter(final_path, info, options)``: ``write(src, ab, l=None)`` (ab float32 H x W x 2 at
+  full size; ``l`` optional full-res L of ``src.rgb`` to skip recomputing it), ``commit()``,
+  ``abort()``, and ``with`` (commit on success, abort on any exception). ``temp_path`` is the
+  partial file in the output folder.
+"""
+
+from colorize.io.decode import SourceFrame, iter_frames
+from colorize.io.encode import EncodeOptions, MediaWriter, output_path_for
+from colorize.io.errors import MediaError
+from colorize.io.probe import IMAGE_EXTENSIONS, MediaInfo, StreamInfo, probe
+
+__all__ = [
+    "EncodeOptions",
+    "IMAGE_EXTENSIONS",
+    "MediaError",
+    "MediaInfo",
+    "MediaWriter",
+    "SourceFrame",
+    "StreamInfo",
+    "iter_frames",
+    "output_path_for",
+    "probe",
+]

@@ -1,0 +1,112 @@
+"""Stream frames out of a file, one at a time: memory does not grow with the length of the film."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from colorize.io.errors import MediaError, describe_av_error
+from colorize.io.probe import MediaInfo, pick_video_stream, video_duration
+
+# Matrix names that swscale understands, keyed by our colorspace names.
+_SWS_MATRIX = {"bt709": "ITU709", "fcc": "FCC", "bt470bg": "ITU601", "smpte170m": "ITU601",
+               "smpte240m": "SMPTE240M", "bt2020nc": "ITU2020", "bt2020c": "ITU2020"}
+
+
+@dataclass
+class SourceFrame:
+    index: int  # 0-based decode (presentation) order of the video stream
+    pts: int | None
+    time_base: Fraction | None
+    rgb: np.ndarray  # H x W x 3, uint8 (uint16 for > 8-bit sources), full resolution, no rotation
+    frame: object  # the decoded av.VideoFrame (None for stills): the writer takes its Y plane
+    alpha: np.ndarray | None = None  # stills with transparency only
+
+
+def yuv_matrix(info_or_colorspace, height: int | None = None) -> str:
+    """The Y'CbCr matrix to assume: the tagged one, else BT.709 for HD and BT.601 below."""
+    name = info_or_colorspace if isinstance(info_or_colorspace, (str, type(None))) else info_or_colorspace.colorspace
+    if height is None and not isinstance(info_or_colorspace, (str, type(None))):
+        height = info_or_colorspace.height
+    if name in _SWS_MATRIX:
+        return name
+    return "bt709" if (height or 0) >= 720 else "smpte170m"
+
+
+def is_full_range(pix_fmt: str, color_range: str | None) -> bool:
+    if color_range is not None:
+        return color_range == "pc"
+    # Untagged: yuvj* and grey/RGB formats are full range by FFmpeg's convention.
+    return pix_fmt.startswith(("yuvj", "gray", "rgb", "bgr", "gbr", "ya"))
+
+
+def frame_to_rgb(frame: av.VideoFrame, info: MediaInfo) -> np.ndarray:
+    """Decode-side YUV -> RGB with the source's own matrix and range (not swscale's guess)."""
+    fmt = "rgb48le" if info.bit_depth > 8 else "rgb24"
+    if frame.format.name in ("rgb24", "rgb48le"):
+        return frame.to_ndarray(format=fmt)
+    src_range = "JPEG" if is_full_range(frame.format.name, info.color_range) else "MPEG"
+    rgb = frame.reformat(
+        format=fmt,
+        src_colorspace=_SWS_MATRIX[yuv_matrix(info)],
+        src_color_range=src_range,
+        dst_color_range="JPEG",
+        interpolation="BICUBIC",
+    )
+    return rgb.to_ndarray()
+
+
+def iter_frames(path: Path, info: MediaInfo) -> Iterator[SourceFrame]:
+    """Yield every frame of ``path`` as a :class:`SourceFrame`; a still yields exactly one.
+
+    A generator: the file is decoded as it is consumed. Raises MediaError on corrupt data and,
+    at the end, when the stream stops short of what its header promised (a truncated file).
+    """
+    path = Path(path)
+    if info.is_image:
+        from colorize.io.images import read_image
+
+        rgb, alpha = read_image(path)
+        yield SourceFrame(index=0, pts=None, time_base=None, rgb=rgb, frame=None, alpha=alpha)
+        return
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except av.FFmpegError as err:
+        raise MediaError(f"cannot open ({describe_av_error(err)})", path) from err
+    with container:
+        stream = container.streams[info.video_index] if info.video_index < len(container.streams) else None
+        if stream is None or stream.type != "video":
+            stream = pick_video_stream(container)
+        stream.thread_type = "AUTO"
+        index = 0
+        last_time = None
+        try:
+            for frame in container.decode(stream):
+                tb = Fraction(frame.time_base) if frame.time_base is not None else None
+                if frame.pts is not None and tb is not None:
+                    last_time = frame.pts * tb
+                yield SourceFrame(index=index, pts=frame.pts, time_base=tb, rgb=frame_to_rgb(frame, info), frame=frame)
+                index += 1
+        except av.FFmpegError as err:
+            raise MediaError(f"corrupt or truncated video at frame {index} ({describe_av_error(err)})", path) from err
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        _check_complete(path, info, index, last_time, video_duration(stream, container), start)
+
+
+def _check_complete(path: Path, info: MediaInfo, decoded: int, last_time, duration_s, start: float) -> None:
+    if decoded == 0:
+        raise MediaError("the video stream has zero frames", path)
+    if info.frames and decoded < info.frames:
+        raise MediaError(f"truncated or corrupt: decoded {decoded} of {info.frames} frames", path)
+    if info.frames is None and duration_s and last_time is not None and info.fps:
+        # No frame count in the header (Matroska): the last frame must reach the stated duration.
+        slack = 3 / float(info.fps) + 0.1
+        if float(last_time) - start + slack < duration_s:
+            raise MediaError(
+                f"truncated or corrupt: video stops at {float(last_time):.2f}s of {duration_s:.2f}s", path
+            )

@@ -1,0 +1,402 @@
+"""Write the colourized result: video (re-encoded picture + copied audio/subtitles) or a still.
+
+Safety rules, because a failed run must never cost an archivist a file:
+* everything goes to a temporary file in the output folder (``.<stem>.partial-XXXXXXXX<ext>``);
+  only :meth:`MediaWriter.commit` renames it onto the final name, atomically, after fsync;
+* :meth:`MediaWriter.abort` (and any exception, Ctrl-C included, under ``with``) deletes it;
+* the input is never opened for writing, and the output may not be the input.
+
+Luma guarantee: the output's Y' plane is the source frame's Y' plane; only Cb/Cr are computed
+from L(src) + ab (see :mod:`colorize.color.merge`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import weakref
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from colorize.color.merge import chroma_planes, l_numpy, luma_plane, merge_rgb, quantize_rgb
+from colorize.io.decode import SourceFrame, is_full_range, yuv_matrix
+from colorize.io.errors import MediaError, describe_av_error
+from colorize.io.probe import PRIMARIES, RANGES, TRANSFERS, COLORSPACES, MediaInfo, enum_value
+from colorize.io.remux import StreamCopier, check_streams_fit, copy_tags, format_for, is_copied, supported_codecs
+
+_KEEP_CONTAINER = {".mp4": ".mp4", ".m4v": ".mp4", ".mov": ".mov", ".mkv": ".mkv"}
+_DEPTH_SUFFIX = {8: "", 9: "9le", 10: "10le", 12: "12le", 14: "14le", 16: "16le"}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "libx264"
+    crf: int = 17
+    preset: str = "medium"
+    pix_fmt: str | None = None  # None = keep the input's where the codec allows
+    image_quality: int = 95  # jpg/webp stills
+
+
+# ------------------------------------------------------------------------------- naming
+def _codec_id_name(codec: str) -> str:
+    try:
+        return av.Codec(codec, "w").name
+    except Exception as err:  # av raises several types for unknown names
+        raise MediaError(f"unknown or unavailable video encoder '{codec}'") from err
+
+
+def _fits(ext: str, codec: str | None, stream_codecs: list[str]) -> bool:
+    allowed = supported_codecs(format_for(Path("x" + ext)))
+    need = list(stream_codecs) + ([_codec_id_name(codec)] if codec else [])
+    return all(c in allowed for c in need)
+
+
+def output_path_for(input: Path, info: MediaInfo, output: Path | None = None, codec: str | None = None) -> Path:
+    """Default output name ``<stem>_colorized.<ext>``: beside the input, or inside ``output`` when
+    that is a folder, or ``output`` itself. The container is kept where it can hold the codec and
+    every copied stream (mp4->mp4, mkv->mkv, mov->mov, others->mkv; ffv1 -> mkv), else the first of
+    mkv/mov/mp4 that can. Stills keep their format."""
+    input = Path(input)
+    if info.is_image:
+        ext = input.suffix
+    else:
+        codec = codec or EncodeOptions.codec
+        preferred = ".mkv" if _codec_id_name(codec) == "ffv1" else _KEEP_CONTAINER.get(input.suffix.lower(), ".mkv")
+        copied = [s.codec for s in info.streams if s.index != info.video_index and s.kind in ("audio", "subtitle") and s.codec]
+        ext = next((e for e in (preferred, ".mkv", ".mov", ".mp4") if _fits(e, codec, copied)), preferred)
+    name = f"{input.stem}_colorized{ext}"
+    if output is None:
+        return input.with_name(name)
+    output = Path(output)
+    if output.is_dir() or str(output).endswith(("/", os.sep)):
+        return output / name
+    return output
+
+
+# ------------------------------------------------------------------------------- pixel formats
+def _depth_of(pix_fmt: str) -> int:
+    return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+
+
+def choose_pix_fmt(src_fmt: str, codec: str, requested: str | None) -> str:
+    """A planar Y'CbCr format the encoder accepts: the source's own when possible (so its Y'
+    plane can be copied bit for bit), else the same depth and subsampling, else 8-bit 4:2:0."""
+    allowed = [f.name for f in (av.Codec(codec, "w").video_formats or [])]
+    if requested:
+        if allowed and requested not in allowed:
+            raise MediaError(f"the {codec} encoder cannot write pixel format {requested}")
+        return requested
+    if src_fmt.startswith("yuv") and not src_fmt.startswith("yuva") and src_fmt in allowed:
+        return src_fmt
+    depth = _depth_of(src_fmt)
+    if src_fmt.startswith(("yuv", "yuva")):
+        sub = src_fmt[src_fmt.index("yuv") + (4 if src_fmt.startswith("yuva") else 3):][:3]
+    elif src_fmt.startswith(("nv12", "nv21", "p010", "p016", "gray")):
+        sub = "420"
+    else:  # RGB sources: keep full chroma resolution where the codec allows
+        sub = "444"
+    for d in sorted({depth, 10, 8}, key=lambda x: (x > depth, -x)):
+        cand = f"yuv{sub}p{_DEPTH_SUFFIX.get(d, '')}"
+        if cand in allowed:
+            return cand
+    for cand in ("yuv420p", "yuv444p"):
+        if not allowed or cand in allowed:
+            return cand
+    raise MediaError(f"the {codec} encoder takes no planar Y'CbCr format")
+
+
+def _codec_options(codec_id: str, options: EncodeOptions, width: int, height: int) -> dict[str, str]:
+    if codec_id == "h264" or codec_id == "hevc":
+        return {"crf": str(options.crf), "preset": options.preset}
+    if codec_id in ("vp9", "av1"):
+        return {"crf": str(options.crf), "b": "0"}
+    if codec_id == "ffv1":
+        # The archival profile: version 3, intra-only, per-slice CRCs (detects bit rot).
+        slices = "4" if width >= 64 and height >= 64 else "1"
+        return {"level": "3", "g": "1", "slicecrc": "1", "slices": slices}
+    return {}
+
+
+def _plane_view(plane, dtype) -> np.ndarray:
+    item = np.dtype(dtype).itemsize
+    return np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // item)[:, : plane.width]
+
+
+def _open_temp(path: Path):
+    """Create the temporary output exclusively (never clobbers anything) and open it for writing."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    return os.fdopen(fd, "r+b")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass
+
+
+def _write_error(err: BaseException, final: Path) -> MediaError:
+    if isinstance(err, MediaError):
+        return err
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return MediaError("disk full while writing; nothing was written", final)
+    if isinstance(err, OSError) and not isinstance(err, av.FFmpegError):
+        return MediaError(f"cannot write the output ({err.strerror or err})", final)
+    return MediaError(f"encoding failed ({describe_av_error(err)})", final)
+
+
+class MediaWriter:
+    """Encode frames to a temporary file beside ``final_path``; ``commit`` renames it into place."""
+
+    def __init__(self, final_path: Path, info: MediaInfo, options: EncodeOptions = EncodeOptions()) -> None:
+        self.final_path = Path(os.path.abspath(final_path))
+        self.info = info
+        self.options = options
+        self.frames_written = 0
+        self._file = None
+        self._container = None
+        self._copier = None
+        self._video = None
+        self._closed = False
+        if _same_file(Path(info.path), self.final_path):
+            raise MediaError("the output would overwrite the input; choose another output", self.final_path)
+        folder = self.final_path.parent
+        if not folder.is_dir():
+            raise MediaError(f"the output folder {folder} does not exist", self.final_path)
+        if info.is_image:
+            from colorize.io.images import image_codec_for
+
+            image_codec_for(self.final_path)
+        else:
+            self._format = format_for(self.final_path)
+            codec_id = _codec_id_name(options.codec)
+            if codec_id not in supported_codecs(self._format) and options.codec not in supported_codecs(self._format):
+                raise MediaError(f"{self.final_path.suffix} files cannot hold {options.codec} video; use .mkv", self.final_path)
+            check_streams_fit(info.path, info.streams, info.video_index, self.final_path)
+
+        stem, ext = self.final_path.stem, self.final_path.suffix
+        self.temp_path = folder / f".{stem}.partial-{secrets.token_hex(4)}{ext}"
+        try:
+            self._file = _open_temp(self.temp_path)
+        except OSError as err:
+            raise MediaError(f"cannot write in {folder} ({err.strerror or err})", self.final_path) from err
+        self._finalizer = weakref.finalize(self, _remove, self.temp_path)
+        if not info.is_image:
+            try:
+                self._open_video(codec_id)
+            except BaseException as err:
+                self.abort()
+                raise _write_error(err, self.final_path) from err
+
+    # --------------------------------------------------------------------------- setup
+    def _open_video(self, codec_id: str) -> None:
+        info, opts = self.info, self.options
+        out = av.open(self._file, "w", format=self._format)
+        self._container = out
+        copy_tags(info.metadata, out.metadata)
+        self._copier = StreamCopier(info.path)
+        fps = info.fps or Fraction(25)
+        self._tb = info.time_base or Fraction(1, 1) / fps
+        self._fps = fps
+        with av.open(str(info.path), metadata_errors="replace") as inp:
+            order = [(s.index, s) for s in inp.streams]
+            for index, s in order:
+                if index == info.video_index:
+                    self._video = self._add_video(out, codec_id, fps)
+                elif is_copied(s, info.video_index):
+                    self._copier.add(out, index)
+
+    def _add_video(self, out, codec_id: str, fps: Fraction):
+        info, opts = self.info, self.options
+        vs = out.add_stream(opts.codec, rate=fps)
+        vs.width, vs.height = info.width, info.height
+        self.pix_fmt = choose_pix_fmt(info.pix_fmt, opts.codec, opts.pix_fmt)
+        vs.pix_fmt = self.pix_fmt
+        vs.time_base = self._tb
+        cc = vs.codec_context
+        cc.time_base = self._tb
+        cc.sample_aspect_ratio = info.sar
+        cc.thread_count = 0
+        self.matrix = yuv_matrix(info)
+        self.full_range = is_full_range(info.pix_fmt, info.color_range) or self.pix_fmt.startswith("yuvj")
+        self._tags = {
+            "colorspace": enum_value(COLORSPACES, self.matrix),
+            "color_range": enum_value(RANGES, "pc" if self.full_range else "tv"),
+            "color_primaries": enum_value(PRIMARIES, info.color_primaries),
+            "color_trc": enum_value(TRANSFERS, info.color_trc),
+        }
+        for key, value in self._tags.items():
+            setattr(cc, key, value)
+        vs.options = _codec_options(codec_id, opts, info.width, info.height)
+        copy_tags(info.video_metadata, vs.metadata)
+        self.out_depth = _depth_of(self.pix_fmt)
+        return vs
+
+    # --------------------------------------------------------------------------- writing
+    def write(self, src: SourceFrame, ab: np.ndarray, l: np.ndarray | None = None) -> None:
+        """Add one frame: ``ab`` float32 H x W x 2 at full resolution. ``l`` (optional, (H, W) or
+        (1, H, W) L of ``src.rgb``) saves recomputing it."""
+        if self._closed:
+            raise MediaError("write after commit/abort", self.final_path)
+        try:
+            if self.info.is_image:
+                self._write_image(src, ab, l)
+            else:
+                self._write_video(src, ab, l)
+        except BaseException as err:
+            self.abort()
+            if isinstance(err, (KeyboardInterrupt, SystemExit, ValueError)):
+                raise
+            raise _write_error(err, self.final_path) from err
+        self.frames_written += 1
+
+    def _l(self, src: SourceFrame, l) -> np.ndarray:
+        if l is None:
+            return l_numpy(src.rgb)
+        arr = np.asarray(l.detach().cpu() if hasattr(l, "detach") else l, dtype=np.float32)
+        return arr.reshape(arr.shape[-2:])
+
+    def _write_image(self, src: SourceFrame, ab: np.ndarray, l) -> None:
+        import torch
+
+        from colorize.io.images import encode_image
+
+        if self.frames_written:
+            raise MediaError("a still image takes exactly one frame", self.final_path)
+        lt = torch.from_numpy(self._l(src, l)).unsqueeze(0)
+        rgb = quantize_rgb(merge_rgb(lt, ab), src.rgb.dtype)
+        data = encode_image(self.final_path, rgb, src.alpha, self.options.image_quality)
+        self._file.write(data)
+
+    def _output_frame(self, src: SourceFrame, ab: np.ndarray, l) -> av.VideoFrame:
+        info = self.info
+        h, w = info.height, info.width
+        ab = np.asarray(ab, dtype=np.float32)
+        if ab.shape != (h, w, 2):
+            raise ValueError(f"ab must be {h} x {w} x 2 (full resolution), got {ab.shape}")
+        frame = av.VideoFrame(w, h, self.pix_fmt)
+        planes = frame.planes
+        dtype = np.uint16 if self.out_depth > 8 else np.uint8
+        _plane_view(planes[0], dtype)[...] = self._luma(src)
+        cb, cr = chroma_planes(self._l(src, l), ab, self.matrix, self.full_range, self.out_depth,
+                               (planes[1].height, planes[1].width))
+        _plane_view(planes[1], dtype)[...] = cb
+        _plane_view(planes[2], dtype)[...] = cr
+        for key, value in self._tags.items():
+            setattr(frame, key, value)
+        return frame
+
+    def _luma(self, src: SourceFrame) -> np.ndarray:
+        """The source's own Y' plane (bit for bit), rescaled only if the bit depth changes."""
+        f = src.frame
+        name = f.format.name if f is not None else ""
+        if f is not None and (name.startswith(("yuv", "yuvj", "gray", "nv", "p01"))):
+            src_depth = _depth_of(name)
+            y = _plane_view(f.planes[0], np.uint16 if src_depth > 8 else np.uint8)
+            if name.startswith("p01"):  # MSB-aligned 16-bit containers
+                y = y >> (16 - src_depth)
+            if src_depth == self.out_depth:
+                return y
+            if src_depth > self.out_depth:
+                shift = src_depth - self.out_depth
+                return ((y.astype(np.uint32) + (1 << (shift - 1))) >> shift).clip(0, (1 << self.out_depth) - 1)
+            return y.astype(np.uint16) << (self.out_depth - src_depth)
+        return luma_plane(src.rgb, self.matrix, self.full_range, self.out_depth)
+
+    def _write_video(self, src: SourceFrame, ab: np.ndarray, l) -> None:
+        frame = self._output_frame(src, ab, l)
+        if src.pts is not None and src.time_base is not None:
+            frame.pts, frame.time_base = src.pts, src.time_base
+            if src.frame is not None and src.frame.duration:
+                frame.duration = src.frame.duration  # keeps the last frame's length (and the stream's)
+        else:  # a stream without timestamps: constant rate from the index
+            frame.time_base = self._tb
+            frame.pts = int(round(src.index / self._fps / self._tb))
+        for packet in self._video.encode(frame):
+            self._mux_video(packet)
+
+    def _mux_video(self, packet) -> None:
+        ts = packet.dts if packet.dts is not None else packet.pts
+        if ts is not None and packet.time_base is not None:
+            self._copier.mux_until(self._container, ts * packet.time_base)
+        self._container.mux(packet)
+
+    # --------------------------------------------------------------------------- finishing
+    def commit(self) -> None:
+        """Flush, close, fsync and atomically rename onto ``final_path``."""
+        if self._closed:
+            raise MediaError("commit after commit/abort", self.final_path)
+        try:
+            if self.frames_written == 0:
+                raise MediaError("no frames were written; output discarded", self.final_path)
+            if self._container is not None:
+                for packet in self._video.encode(None):
+                    self._mux_video(packet)
+                self._copier.mux_until(self._container, None)
+                self._container.close()
+                self._copier.close()
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self.temp_path, self.final_path)
+        except BaseException as err:
+            self.abort()
+            if isinstance(err, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise _write_error(err, self.final_path) from err
+        self._closed = True
+        self._finalizer.detach()
+        _fsync_dir(self.final_path.parent)
+
+    def abort(self) -> None:
+        """Discard everything written; never touches ``final_path``. Safe to call twice."""
+        self._closed = True
+        for close in (
+            getattr(self._container, "close", None),
+            getattr(self._copier, "close", None),
+            getattr(self._file, "close", None),
+        ):
+            if close is None:
+                continue
+            try:
+                close()
+            except BaseException:
+                pass  # the file is being thrown away; its trailer does not matter
+        _remove(self.temp_path) if hasattr(self, "temp_path") else None
+
+    def __enter__(self) -> "MediaWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+        return False
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
