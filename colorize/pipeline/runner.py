@@ -55,8 +55,9 @@ def working_size(width: int, height: int, sar: Fraction | None, render_size: int
 
 
 def _rotation_k(rotation: int) -> int:
-    """torch.rot90 turns that bring a stored frame upright (``rotation``: clockwise degrees)."""
-    return (-(int(rotation) // 90)) % 4
+    """torch.rot90 turns (counter-clockwise) that bring a stored frame upright. ``rotation`` is
+    PyAV's ``VideoFrame.rotation``: the display matrix's counter-clockwise angle in degrees."""
+    return (int(round(rotation / 90.0))) % 4
 
 
 @dataclass
@@ -124,12 +125,11 @@ class Runner:
     def run(self, jobs: list[Job]) -> Iterator[ev.FileResult]:
         """Process every job in order, yielding one result each. Errors of one input become its
         result; KeyboardInterrupt (and model errors) propagate after cleanup."""
-        frames = [j.info.frames if j.info is not None else None for j in jobs]
+        frames = [_estimate(j.info) for j in jobs]
         total = sum(frames) if all(f is not None for f in frames) else None
         self.on_event(ev.BatchStarted(files=len(jobs), frames=total))
         for pos, job in enumerate(jobs, 1):
-            self.on_event(ev.FileStarted(job.input, job.output, pos, len(jobs),
-                                         job.info.frames if job.info is not None else None))
+            self.on_event(ev.FileStarted(job.input, job.output, pos, len(jobs), _estimate(job.info)))
             result = self.run_job(job)
             self.on_event(ev.FileFinished(result))
             yield result
@@ -209,7 +209,7 @@ class Runner:
         decode = encode = None
         sheet_file: Path | None = None
         tally = SaturationTally(d)
-        sheet = ContactSheet(sheet_indices(info.frames, cfg.contact_sheet_frames)) if (
+        sheet = ContactSheet(sheet_indices(_estimate(info), cfg.contact_sheet_frames)) if (
             d > 1 and cfg.pick == "all") else None
         chooser = ReferenceChooser(self.references, info.fps) if self.references else None
         detector = SceneCutDetector(cfg.scene_threshold)
@@ -224,8 +224,9 @@ class Runner:
                     ab = torch.rot90(ab, -rot_k, dims=(-2, -1))
                 ab_full = upsample_ab(ab.float(), l_full.to(ab.device).unsqueeze(0).expand(ab.shape[0], -1, -1, -1))
                 arr = ab_full.permute(0, 2, 3, 1).float().cpu().numpy()
+            l_np = l_full[0].numpy()
             for w, a in zip(writers, arr):
-                w.write(src, a)
+                w.write(src, a, l_np)
 
         def emit(ready: Iterable[tuple[int, torch.Tensor]]) -> None:
             nonlocal done
@@ -366,6 +367,13 @@ class Runner:
                 "mean_saturation": tally.means,
             }
         return record
+
+
+def _estimate(info) -> int | None:
+    if info is None:
+        return None
+    est = getattr(info, "frame_estimate", None)
+    return est if est is not None else info.frames
 
 
 def _one_line(exc: BaseException, path: Path) -> str:
