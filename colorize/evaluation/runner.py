@@ -16,8 +16,9 @@ Per clip (and as the mean over clips):
 * colour accuracy of the CNN report (share of pixels with a and b within 2% of the ab range),
 * with a reference: the reference distance (Hellinger distance of ab histograms; lower = more
   faithful) of the output and, for scale, of the original,
-* frames/second of the model's share of the pipeline: L resize, push/flush, ab upsampling and the
-  Lab → RGB merge at full resolution (decoding and metrics are not counted).
+* frames/second of the model's share of the pipeline: L resize, push/flush and ab upsampling to
+  full resolution (decoding, the Lab → RGB merge, encoding and the metrics are not counted; the
+  same definition as ``benchmarks/models.py``).
 
 With ``ref_mode="first-frame"`` (exemplar propagation) the clip's first original frame is the
 reference; that frame is then left out of every per-frame mean (its PSNR stays in the series).
@@ -505,8 +506,8 @@ def _evaluate_clip(
             frame = pending.pop(index)
             t0 = time.perf_counter()
             ab_full = upsample(ab[:1].to(torch.float32), frame.lab[:, :1].to(ab.device)).cpu()
-            rgb_out = lab_to_rgb(torch.cat((frame.lab[:, :1], ab_full), dim=1))
             spent += time.perf_counter() - t0
+            rgb_out = lab_to_rgb(torch.cat((frame.lab[:, :1], ab_full), dim=1))
             acc.add(frame, ab_full, rgb_out)
             if progress is not None:
                 progress(path.name, acc.n)
