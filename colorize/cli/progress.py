@@ -55,7 +55,8 @@ class PlainReporter(Reporter):
             self._frames = event.frames
             self._name = str(event.input)
             total = f"{event.frames} frames" if event.frames else "frames unknown"
-            self.message(f"[{event.position}/{event.files}] {event.input} -> {event.output} ({total})")
+            target = f" -> {event.output}" if event.output is not None else ""
+            self.message(f"[{event.position}/{event.files}] {event.input}{target} ({total})")
         elif isinstance(event, ev.FrameDone):
             if now - self._last >= self.interval:
                 self._last = now

@@ -1,0 +1,278 @@
+"""The command line through Click's CliRunner: exit codes, messages, JSON, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+import torch
+from click.testing import CliRunner
+
+from colorize.cli.main import cli
+from tests.pipeline.fakes import make_clip, make_still
+
+
+def invoke(*args, cwd: Path | None = None):
+    runner = CliRunner()
+    old = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        return runner.invoke(cli, [str(a) for a in args], prog_name="colorize", catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def one_line_error(result) -> str:
+    lines = [l for l in result.stderr.splitlines() if l.startswith("colorize: error:")]
+    assert lines, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def fake(register_fake):
+    return register_fake("fake", delay=1)
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    return make_clip(tmp_path / "film.mp4", frames=6)
+
+
+def test_help_names_registered_models_and_exit_codes(fake):
+    from colorize.models.registry import list_models
+
+    r = invoke("--help")
+    assert r.exit_code == 0
+    for name in list_models():
+        assert name in r.stdout
+    assert "fake" in r.stdout and "Exit codes" in r.stdout and "colorize models" in r.stdout
+    assert r.stdout.startswith("Usage: colorize [OPTIONS] INPUT...")
+
+
+def test_colourize_default_name_json_and_quiet(tmp_path, fake, clip):
+    r = invoke(clip, "--model", "fake", "--device", "cpu", "--json", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr == ""
+    rec = json.loads(r.stdout)
+    assert rec["status"] == "done" and rec["frames"] == 6 and rec["model"] == "fake"
+    assert rec["output"] == str(tmp_path / "film_colorized.mp4") and rec["error"] is None
+    assert rec["weights_sha256"] == "f" * 64
+    assert (tmp_path / "film_colorized.mp4").exists()
+    # run again: skipped, still exit 0
+    r = invoke(clip, "--model", "fake", "--device", "cpu", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["status"] == "skipped"
+
+
+def test_plain_progress_lines_when_not_a_tty(tmp_path, fake, clip):
+    r = invoke(clip, "--model", "fake", "--device", "cpu", "-o", tmp_path / "x.mkv")
+    assert r.exit_code == 0, r.stderr
+    assert "[1/1]" in r.stderr and "done:" in r.stderr and (tmp_path / "x.mkv").exists()
+
+
+def test_python_dash_m_entry_point():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "colorize", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "0." in out.stdout
+
+
+def test_input_named_like_a_subcommand_is_an_input(tmp_path, fake):
+    make_clip(tmp_path / "models", frames=3, audio=False) if False else None
+    # a folder named "train" holding a clip, and a file literally named "models"
+    (tmp_path / "train").mkdir()
+    make_clip(tmp_path / "train" / "a.mp4", frames=3, audio=False)
+    src = make_clip(tmp_path / "m.mp4", frames=3, audio=False)
+    src.rename(tmp_path / "models")
+    r = invoke("train", "--model", "fake", "--device", "cpu", "--json", cwd=tmp_path)
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "done" and (tmp_path / "train" / "a_colorized.mp4").exists()
+    r = invoke("models", "--model", "fake", "--device", "cpu", "-o", "out.mkv", "--json", cwd=tmp_path)
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "out.mkv").exists()
+    # where no such path exists, the names are the subcommands
+    r = invoke("models", "--no-load", "--json", cwd=tmp_path / "train")
+    assert r.exit_code == 0, r.stderr
+    assert "fake" in {json.loads(l)["name"] for l in r.stdout.splitlines()}
+
+
+def test_models_command_reports_loading(fake):
+    r = invoke("models", "--json")
+    recs = {json.loads(l)["name"]: json.loads(l) for l in r.stdout.splitlines()}
+    assert recs["fake"]["loads"] is True and recs["fake"]["load_message"] == "ok"
+    assert set(recs["fake"]["weights"]) >= {"file", "size_bytes", "sha256", "params", "data", "metrics"}
+    r = invoke("models", "--no-load")
+    assert "fake" in r.stdout and "sha256" in r.stdout
+
+
+def test_train_and_eval_call_the_library_lazily(monkeypatch, tmp_path, fake):
+    import colorize.evaluation as evaluation
+    import colorize.training as training
+
+    calls = {}
+    monkeypatch.setattr(training, "cli_train", lambda **kw: calls.setdefault("train", kw) and 0, raising=False)
+    monkeypatch.setattr(evaluation, "cli_eval", lambda **kw: calls.setdefault("eval", kw) and 0, raising=False)
+    r = invoke("train", "--model", "fake", "--data", tmp_path, "--steps", "5", "--resume", "--batch", "4",
+               "--size", "64", "--out", tmp_path / "ck")
+    assert r.exit_code == 0, r.stderr
+    assert calls["train"]["model"] == "fake" and calls["train"]["data"] == (tmp_path,)
+    assert calls["train"]["steps"] == 5 and calls["train"]["resume"] is True and calls["train"]["size"] == 64
+    r = invoke("eval", "--model", "fake", tmp_path, "--ref-mode", "first-frame", "--max-frames", "9", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert calls["eval"]["dirs"] == (tmp_path,) and calls["eval"]["max_frames"] == 9 and calls["eval"]["json"]
+    monkeypatch.delattr(training, "cli_train")
+    r = invoke("train", "--model", "fake", "--data", tmp_path)
+    assert r.exit_code == 1 and "not available" in one_line_error(r)
+
+
+# ----------------------------------------------------------------------------------- bad input
+def _truncated(tmp_path: Path) -> Path:
+    p = make_clip(tmp_path / "long.mkv", frames=40, width=96, height=64, audio=False)
+    data = p.read_bytes()
+    t = tmp_path / "truncated.mkv"
+    t.write_bytes(data[: len(data) * 6 // 10])
+    return t
+
+
+def _audio_only(tmp_path: Path) -> Path:
+    p = tmp_path / "sound.m4a"
+    import numpy as np
+
+    with av.open(str(p), "w", format="mp4") as out:
+        a = out.add_stream("aac", rate=8000, layout="mono")
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="fltp", layout="mono")
+        af.sample_rate = 8000
+        af.pts, af.time_base = 0, Fraction(1, 8000)
+        for pk in a.encode(af):
+            out.mux(pk)
+        for pk in a.encode():
+            out.mux(pk)
+    return p
+
+
+def _zero_frames(tmp_path: Path) -> Path:
+    """A real container with a video stream that holds no frames (and some audio)."""
+    import numpy as np
+
+    p = tmp_path / "zero.mkv"
+    with av.open(str(p), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("aac", rate=8000, layout="mono")
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="fltp", layout="mono")
+        af.sample_rate = 8000
+        af.pts, af.time_base = 0, Fraction(1, 8000)
+        for pk in list(a.encode(af)) + list(a.encode()):
+            out.mux(pk)
+        for pk in v.encode():
+            out.mux(pk)
+    assert p.stat().st_size > 0
+    with av.open(str(p)) as c:
+        assert any(s.type == "video" for s in c.streams)
+    return p
+
+
+@pytest.mark.parametrize("kind", ["missing", "not_media", "truncated", "audio_only", "empty", "zero_frames"])
+def test_bad_inputs_fail_cleanly_with_exit_1(tmp_path, fake, kind):
+    path = {
+        "missing": lambda: tmp_path / "nope.mp4",
+        "not_media": lambda: (tmp_path / "text.mp4").write_text("hello, this is not a video") and tmp_path / "text.mp4",
+        "truncated": lambda: _truncated(tmp_path),
+        "audio_only": lambda: _audio_only(tmp_path),
+        "empty": lambda: (tmp_path / "empty.mov").write_bytes(b"") or tmp_path / "empty.mov",
+        "zero_frames": lambda: _zero_frames(tmp_path),
+    }[kind]()
+    before = {p.name for p in tmp_path.iterdir()}
+    r = invoke(path, "--model", "fake", "--device", "cpu", "--json")
+    assert r.exit_code == 1, (r.stdout, r.stderr)
+    line = one_line_error(r)
+    assert len(line) < 300
+    rec = json.loads(r.stdout)
+    assert rec["status"] == "error" and rec["error"]
+    assert {p.name for p in tmp_path.iterdir()} == before  # nothing written, nothing left behind
+
+
+def test_failing_file_in_a_batch_exit_1_others_done(tmp_path, fake):
+    a = make_clip(tmp_path / "a.mp4", frames=3, audio=False)
+    bad = tmp_path / "b.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    c = make_clip(tmp_path / "c.mkv", frames=3, audio=False)
+    r = invoke(a, bad, c, "-o", tmp_path / "out", "--model", "fake", "--device", "cpu", "--json")
+    assert r.exit_code == 1
+    st = [json.loads(l)["status"] for l in r.stdout.splitlines()]
+    assert st == ["done", "error", "done"]
+    assert (tmp_path / "out" / "a_colorized.mp4").exists() and (tmp_path / "out" / "c_colorized.mkv").exists()
+
+
+def test_model_error_mid_film_is_one_line_traceback_with_debug(tmp_path, register_fake, clip):
+    register_fake("boom", fail_at=3)
+    r = invoke(clip, "--model", "boom", "--device", "cpu")
+    assert r.exit_code == 1 and "fake model failure" in one_line_error(r)
+    assert not (tmp_path / "film_colorized.mp4").exists()
+    r = invoke(clip, "--model", "boom", "--device", "cpu", "--debug")
+    assert r.exit_code == 1 and "Traceback" in r.stderr
+
+
+def test_ctrl_c_exit_130_nothing_half_written(tmp_path, register_fake, clip):
+    register_fake("stop", interrupt_at=3)
+    before = {p.name for p in tmp_path.iterdir()}
+    r = invoke(clip, "--model", "stop", "--device", "cpu", "--json")
+    assert r.exit_code == 130
+    assert "interrupted" in one_line_error(r)
+    assert json.loads(r.stdout)["status"] == "interrupted"
+    assert {p.name for p in tmp_path.iterdir()} == before
+
+
+def test_usage_errors_exit_2(tmp_path, fake, register_fake, clip):
+    register_fake("fakeref", needs_reference=True)
+    cases = [
+        ((clip, "--model", "no-such-model"), "no-such-model"),
+        ((clip, "--model", "fake", "-o", clip), "is the input itself"),
+        ((clip, "--model", "fakeref", "--ref", tmp_path / "missing.jpg"), "no such file"),
+        ((clip, "--model", "fake", "--codec", "no-such-codec"), "no such encoder"),
+        ((clip, "--model", "fake", "--render-size", "3"), "render-size"),
+        ((clip, "--model", "fakeref"), "needs a colour reference"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append(((clip, "--model", "fake", "--device", "cuda"), "CUDA is not available"))
+    not_image = tmp_path / "ref.jpg"
+    not_image.write_text("not a picture")
+    cases.append(((clip, "--model", "fakeref", "--ref", not_image), "ref.jpg"))
+    for args, msg in cases:
+        r = invoke(*args)
+        assert r.exit_code == 2, (args, r.stdout, r.stderr)
+        assert msg in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "film_colorized.mp4").exists()
+
+
+def test_ref_selects_the_exemplar_default(monkeypatch, tmp_path, register_fake, clip):
+    import colorize.pipeline.config as config
+
+    built = register_fake("fakeref", needs_reference=True)
+    monkeypatch.setattr(config, "DEFAULT_REFERENCE_MODEL", "fakeref")
+    still = make_still(tmp_path / "still.jpg")
+    r = invoke(clip, "--ref", still, "--device", "cpu", "--json")
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["model"] == "fakeref" and rec["shots"][0]["reference"] == str(still)
+    assert len(built) == 1
+
+
+def test_output_location_not_writable(tmp_path, fake, clip):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = invoke(clip, "--model", "fake", "--device", "cpu", "-o", blocker / "out.mp4")
+    assert r.exit_code == 1 and "out" in one_line_error(r)
+    if os.geteuid() != 0:  # root ignores permissions
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        r = invoke(clip, "--model", "fake", "--device", "cpu", "-o", ro / "out.mp4")
+        assert r.exit_code == 1 and "not writable" in one_line_error(r)
