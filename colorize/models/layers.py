@@ -1,0 +1,92 @@
+"""Small building blocks shared by the model families (conv-norm-act, U-Net up blocks, hypercolumns).
+
+All blocks take and return (B, C, H, W) tensors; none of them read files or hold state beyond
+their parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "bn":
+        return nn.BatchNorm2d(channels)
+    if kind == "gn":
+        return nn.GroupNorm(min(8, channels), channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose bn, gn or none")
+
+
+class ConvNormAct(nn.Sequential):
+    """Conv2d (same padding) -> norm -> ReLU. ``norm``: ``"bn"``, ``"gn"`` or ``"none"``."""
+
+    def __init__(
+        self, cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, norm: str = "bn", act: bool = True
+    ) -> None:
+        pad = dilation * (k - 1) // 2
+        layers = [nn.Conv2d(cin, cout, k, stride, pad, dilation=dilation, bias=norm == "none"), _norm(norm, cout)]
+        if act:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize (B, C, h, w) to ``size``: bilinear when enlarging, area averaging when shrinking."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if x.shape[-2] >= size[0] and x.shape[-1] >= size[1]:
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class UpBlock(nn.Module):
+    """U-Net decoder step: upsample to the skip's size, concatenate the skip, ConvNormAct."""
+
+    def __init__(self, cin: int, cskip: int, cout: int, norm: str = "bn") -> None:
+        super().__init__()
+        self.conv = ConvNormAct(cin + cskip, cout, norm=norm)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.conv(torch.cat((x, skip), 1))
+
+
+class Hypercolumn(nn.Module):
+    """Hypercolumn features (Hariharan et al. 2015) reduced by a 1x1 conv, computed cheaply.
+
+    The papers upsample every backbone map to the target size, concatenate them and apply a 1x1
+    conv. Resampling (bilinear or area) and a 1x1 conv are both linear and commute (resampling
+    weights sum to one, so the bias commutes too), so each map is reduced on the smaller of its own
+    grid and the target grid and the resampled results are summed: the same function at a fraction
+    of the cost. The global embedding, if
+    given, is a constant map whose 1x1 conv is a linear layer broadcast over the grid.
+
+    in_channels: {stride: channels} of the feature maps used; embed_dim: size of ``feats["embed"]``.
+    forward(feats, size) -> (B, out_channels, *size).
+    """
+
+    def __init__(self, in_channels: Mapping[int, int], out_channels: int, embed_dim: int | None = None) -> None:
+        super().__init__()
+        self.strides = tuple(sorted(in_channels))
+        self.reduce = nn.ModuleDict({str(s): nn.Conv2d(in_channels[s], out_channels, 1, bias=False) for s in self.strides})
+        self.embed = nn.Linear(embed_dim, out_channels, bias=False) if embed_dim else None
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, feats: Mapping, size: tuple[int, int]) -> torch.Tensor:
+        out = None
+        for s in self.strides:
+            x = feats[s]
+            if x.shape[-2] * x.shape[-1] > size[0] * size[1]:  # convolve the smaller of the two grids
+                y = self.reduce[str(s)](resize_to(x, size))
+            else:
+                y = resize_to(self.reduce[str(s)](x), size)
+            out = y if out is None else out + y
+        if self.embed is not None:
+            out = out + self.embed(feats["embed"])[:, :, None, None]
+        return out + self.bias[None, :, None, None]

@@ -1,0 +1,466 @@
+"""``selfreg``: fully automatic video colourization with self-regularization and diversity.
+
+Paper: Chenyang Lei & Qifeng Chen, *Fully Automatic Video Colorization with Self-Regularization
+and Diversity* (CVPR 2019).
+
+Two networks, as in the paper, scaled down to run on a CPU:
+
+* the colourization net ``f``: a small U-Net on L whose bottleneck (stride 8) receives hypercolumn
+  features of the frozen EfficientNet-Lite0 backbone (strides 2..32 plus the global embedding,
+  reduced by a 1x1 conv — the stand-in for the paper's VGG-19 hypercolumns), with ``d`` diverse ab
+  outputs through ``tanh * 128``;
+* the refinement net ``g``: inputs the current colours C^s, a neighbour's colours warped into
+  frame s, the confidence maps W(C^t->s, C^s) and W(X^t->s, X^s) (eq. 4, alpha = 15) and L^s;
+  it works at half resolution and outputs a residual added to C^s (zero-initialised, so an
+  untrained g is the identity). At inference each frame is refined with its left and right
+  neighbours (the two results are averaged), ``refine_passes`` times.
+
+Training (``FAMILY``, used by ``colorize train``): ranked diversity loss over the d outputs, the
+bilateral KNN self-regularization loss, the temporal loss of f along optical flow and the L1 loss
+of g on neighbouring frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from colorize.models.backbone import EMBED_DIM, FEATURE_BLOCKS, FrozenBackbone, load_pretrained_backbone
+from colorize.models.base import ModelInfo, StreamColorizer
+from colorize.models.layers import ConvNormAct, Hypercolumn, UpBlock
+from colorize.models.registry import load_into, load_state, register_model, resolve_weights
+from colorize.training.flow import confidence_map, dis_flow_pair, l_to_uint8, warp
+
+AB_SCALE = 128.0
+NUM_DIVERSE = 4  # the paper's d
+ALPHA = 15.0  # confidence sensitivity, eq. (4)
+BACKBONE_STRIDES = (2, 4, 8, 16, 32)
+
+
+# ---------------------------------------------------------------------------------------- networks
+
+
+class ColorizationNet(nn.Module):
+    """f: L (N, 1, H, W) in [0, 100] + backbone features -> ab (N, d, 2, H, W) in [-128, 128].
+
+    A four-level U-Net on L (strides 1, 2, 4, 8); the hypercolumn joins at stride 8, where the
+    backbone's semantics live, and the decoder's skips bring the edges of L back. Channels grow
+    as resolution falls so that every level costs about the same (~2 GFLOPs at 256x448 in all).
+    H and W must be multiples of 8 (the backbone needs 32 anyway).
+    """
+
+    def __init__(self, num_outputs: int = NUM_DIVERSE, widths: tuple[int, ...] = (8, 24, 48, 64)) -> None:
+        super().__init__()
+        c0, c1, c2, c3 = widths
+        self.num_outputs = num_outputs
+        self.enc0 = ConvNormAct(1, c0)
+        self.enc1 = ConvNormAct(c0, c1, stride=2)
+        self.enc2 = ConvNormAct(c1, c2, stride=2)
+        self.enc3 = ConvNormAct(c2, c3, stride=2)
+        self.hyper = Hypercolumn({s: FEATURE_BLOCKS[s][1] for s in BACKBONE_STRIDES}, c3, EMBED_DIM)
+        self.hyper_act = nn.Sequential(nn.BatchNorm2d(c3), nn.ReLU(inplace=True))
+        self.fuse = ConvNormAct(2 * c3, c3, k=1)
+        self.mid = nn.Sequential(ConvNormAct(c3, c3), ConvNormAct(c3, c3, dilation=2), ConvNormAct(c3, c3))
+        self.up2 = UpBlock(c3, c2, c2)
+        self.up1 = UpBlock(c2, c1, c1 // 2 + c0)
+        self.up0 = UpBlock(c1 // 2 + c0, c0, c0)
+        self.head = nn.Conv2d(c0, 2 * num_outputs, 3, padding=1)
+
+    def forward(self, l: torch.Tensor, feats: dict, num: int | None = None) -> torch.Tensor:
+        """``num``: compute only the first ``num`` outputs (inference with fewer candidates)."""
+        num = self.num_outputs if num is None else num
+        if not 1 <= num <= self.num_outputs:
+            raise ValueError(f"num outputs must be in 1..{self.num_outputs}, got {num}")
+        e0 = self.enc0(l / 50.0 - 1.0)
+        e1 = self.enc1(e0)
+        e2 = self.enc2(e1)
+        e3 = self.enc3(e2)
+        hyper = self.hyper_act(self.hyper(feats, e3.shape[-2:]))
+        x = self.mid(self.fuse(torch.cat((e3, hyper), 1)))
+        x = self.up0(self.up1(self.up2(x, e2), e1), e0)
+        out = F.conv2d(x, self.head.weight[: 2 * num], self.head.bias[: 2 * num], padding=1)
+        return torch.tanh(out).unflatten(1, (num, 2)) * AB_SCALE
+
+
+class RefinementNet(nn.Module):
+    """g: refine C^s with one neighbour C^t already warped into frame s.
+
+    Inputs (N, ., H, W): ab_s, ab_t_warped (ab units), conf_c, conf_x (in [0, 1]), l_s (L 0..100).
+    Returns refined ab (N, 2, H, W): C^s plus a residual predicted at half resolution (temporal
+    corrections are smooth; C^s keeps f's full-resolution edges). H and W must be multiples of 8.
+    """
+
+    def __init__(self, widths: tuple[int, int, int] = (16, 32, 48)) -> None:
+        super().__init__()
+        c0, c1, c2 = widths
+        self.enc0 = ConvNormAct(7, c0, stride=2)
+        self.enc1 = ConvNormAct(c0, c1, stride=2)
+        self.enc2 = ConvNormAct(c1, c2, stride=2)
+        self.mid = nn.Sequential(ConvNormAct(c2, c2, dilation=2), ConvNormAct(c2, c2))
+        self.up1 = UpBlock(c2, c1, c1)
+        self.up0 = UpBlock(c1, c0, c0 // 2)
+        self.out = nn.Conv2d(c0 // 2, 2, 3, padding=1)
+        nn.init.zeros_(self.out.weight)  # an untrained g leaves the colours unchanged
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, ab_s, ab_t_warped, conf_c, conf_x, l_s) -> torch.Tensor:
+        x = torch.cat((ab_s / AB_SCALE, ab_t_warped / AB_SCALE, conf_c, conf_x, l_s / 50.0 - 1.0), 1)
+        e0 = self.enc0(x)
+        e1 = self.enc1(e0)
+        delta = self.out(self.up0(self.up1(self.mid(self.enc2(e1)), e1), e0))
+        delta = F.interpolate(delta, size=ab_s.shape[-2:], mode="bilinear", align_corners=False)
+        return ab_s + AB_SCALE * delta
+
+
+class SelfRegNet(nn.Module):
+    """The trainable parameters of ``selfreg`` (what the weights file holds): f and g."""
+
+    def __init__(self, num_outputs: int = NUM_DIVERSE) -> None:
+        super().__init__()
+        self.f = ColorizationNet(num_outputs)
+        self.g = RefinementNet()
+
+    def refine(
+        self,
+        ab_s: torch.Tensor,
+        ab_t: torch.Tensor,
+        l_s: torch.Tensor,
+        l_t: torch.Tensor,
+        flow_st: torch.Tensor,
+        mask_s: torch.Tensor,
+        alpha: float = ALPHA,
+    ) -> torch.Tensor:
+        """g with neighbour t: warp C^t and X^t into frame s, build both confidence maps, refine.
+
+        ab_*: (N, 2, H, W); l_*: (N, 1, H, W); flow_st (N, 2, H, W) maps s into t; mask_s (N, 1, H, W).
+        """
+        ab_w = warp(ab_t, flow_st)
+        l_w = warp(l_t, flow_st)
+        conf_c = confidence_map(ab_s / AB_SCALE, ab_w / AB_SCALE, mask_s, alpha)
+        conf_x = confidence_map(l_s / 100.0, l_w / 100.0, mask_s, alpha)
+        return self.g(ab_s, ab_w, conf_c, conf_x, l_s)
+
+
+def checkpoint_filter_fn(state: dict) -> dict:
+    """Map a training checkpoint's state dict onto :class:`SelfRegNet` keys.
+
+    Drops a ``module.`` (DataParallel) or ``net.`` prefix and any frozen-backbone keys, which are
+    never part of the weights file.
+    """
+    out = {}
+    for key, value in state.items():
+        for prefix in ("module.", "net."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        if key.startswith("backbone."):
+            continue
+        out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------- inference
+
+
+@dataclass
+class _Frame:
+    index: int
+    l: torch.Tensor  # (1, 1, H, W)
+    grey: object  # uint8 (H, W) for DIS
+    stages: list = field(default_factory=list)  # colours after 0..P refine passes, (N, 2, H, W)
+    next_flow: tuple | None = None  # (flow self->next, mask on self's grid)
+    prev_flow: tuple | None = None  # (flow self->prev, mask on self's grid)
+    emitted: bool = False
+
+
+class SelfRegColorizer(StreamColorizer):
+    """Stream wrapper: f per frame, then ``refine_passes`` passes of g with both neighbours.
+
+    Pass k of frame t needs pass k-1 of frames t-1 and t+1, so frame t is emitted once frame
+    t + refine_passes has arrived (one frame of look-ahead for the default single pass), or at
+    :meth:`flush`. ``diverse=N`` returns the first N of the d outputs (output 0 is the one the
+    ranked loss trains hardest, the best single answer).
+    """
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        net: SelfRegNet,
+        backbone: FrozenBackbone,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        diverse: int = 1,
+        refine_passes: int = 1,
+        flow_preset: str = "ultrafast",
+    ) -> None:
+        d = net.f.num_outputs
+        if not 1 <= int(diverse) <= d:
+            raise ValueError(f"diverse must be between 1 and {d}, got {diverse}")
+        if int(refine_passes) < 0:
+            raise ValueError(f"refine_passes must be >= 0, got {refine_passes}")
+        self.info = info
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.net = net.to(self.device, dtype).eval()
+        self.backbone = backbone.to(self.device, dtype).eval()
+        self.num_outputs = int(diverse)
+        self.refine_passes = int(refine_passes)
+        self.flow_preset = flow_preset
+        self._window: list[_Frame] = []
+        self._last_index: int | None = None
+
+    # -- public interface
+
+    @torch.inference_mode()
+    def push(self, index: int, l: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+        if l.dim() != 3 or l.shape[0] != 1:
+            raise ValueError(f"expected L of shape (1, H, W), got {tuple(l.shape)}")
+        h, w = l.shape[-2:]
+        m = self.size_multiple
+        if h % m or w % m:
+            raise ValueError(f"frame size {w}x{h} is not a multiple of {m}")
+        if self._last_index is not None and index <= self._last_index:
+            raise ValueError(f"frame indices must increase: got {index} after {self._last_index}")
+        self._last_index = index
+        l4 = l[None].to(self.device, self.dtype)
+        frame = _Frame(index=index, l=l4, grey=l_to_uint8(l))
+        feats = self.backbone(l4, strides=BACKBONE_STRIDES, embed=True)
+        frame.stages.append(self.net.f(l4, feats, num=self.num_outputs)[0])
+        if self._window and self.refine_passes > 0:
+            prev = self._window[-1]
+            if prev.l.shape != l4.shape:
+                raise ValueError("frame size changed within a shot; call flush() and reset() first")
+            f_pn, f_np, m_p, m_n = dis_flow_pair(prev.grey, frame.grey, self.device, self.dtype, self.flow_preset)
+            prev.next_flow = (f_pn, m_p)
+            frame.prev_flow = (f_np, m_n)
+        self._window.append(frame)
+        return self._advance(final=False)
+
+    @torch.inference_mode()
+    def flush(self) -> list[tuple[int, torch.Tensor]]:
+        out = self._advance(final=True)
+        self._window.clear()  # the shot is over: the next frame starts without neighbours
+        return out
+
+    def reset(self) -> None:
+        self._window.clear()
+        self._last_index = None
+
+    # -- internals
+
+    def _advance(self, final: bool) -> list[tuple[int, torch.Tensor]]:
+        win = self._window
+        progressed = True
+        while progressed:
+            progressed = False
+            for p, fr in enumerate(win):
+                k = len(fr.stages)  # next pass to compute
+                if k > self.refine_passes:
+                    continue
+                left = win[p - 1] if p > 0 else None
+                right = win[p + 1] if p + 1 < len(win) else None
+                if right is None and not final:
+                    continue
+                if left is not None and len(left.stages) < k:
+                    continue
+                if right is not None and len(right.stages) < k:
+                    continue
+                fr.stages.append(self._refine(fr, left, right, k - 1))
+                progressed = True
+        out = []
+        for fr in win:
+            if len(fr.stages) <= self.refine_passes:
+                break
+            if not fr.emitted:
+                out.append((fr.index, fr.stages[-1].clamp(-AB_SCALE, AB_SCALE).float()))
+                fr.emitted = True
+        # Keep a frame while its right neighbour still needs it for a pass.
+        while len(win) >= 2 and win[0].emitted and win[1].emitted:
+            win.pop(0)
+        if self.refine_passes == 0 and win and win[-1].emitted:
+            del win[:-1]
+        return out
+
+    def _refine(self, fr: _Frame, left: _Frame | None, right: _Frame | None, stage: int) -> torch.Tensor:
+        ab_s = fr.stages[stage]
+        n = ab_s.shape[0]
+        ab_t, l_t, flows, masks = [], [], [], []
+        for nb, link in ((left, fr.prev_flow), (right, fr.next_flow)):
+            if nb is None or link is None:
+                continue
+            ab_t.append(nb.stages[stage])
+            l_t.append(nb.l.expand(n, -1, -1, -1))
+            flows.append(link[0].expand(n, -1, -1, -1))
+            masks.append(link[1].expand(n, -1, -1, -1))
+        if not ab_t:  # a shot of one frame: nothing to refine with
+            return ab_s
+        m = len(ab_t)
+        refined = self.net.refine(
+            ab_s.repeat(m, 1, 1, 1),
+            torch.cat(ab_t),
+            fr.l.expand(n * m, -1, -1, -1),
+            torch.cat(l_t),
+            torch.cat(flows),
+            torch.cat(masks),
+        )
+        return refined.view(m, n, *refined.shape[1:]).mean(0)
+
+
+# ---------------------------------------------------------------------------------------- training
+
+
+class SelfRegFamily:
+    """What ``colorize train --model selfreg`` trains (see :mod:`colorize.training.family`).
+
+    window = 2: frame pairs (t, t+1) carry everything the losses need — the temporal loss of f and
+    g's L1 loss with frame t as the neighbour of frame t+1.
+    ``perceptual_weight`` > 0 adds backbone-feature distance (strides 2..8) to the per-output
+    distance of the diversity loss; 0 (default) uses Huber on ab only, which is several times
+    cheaper per step on a CPU.
+    """
+
+    name = "selfreg"
+    window = 2
+
+    def __init__(
+        self,
+        num_outputs: int = NUM_DIVERSE,
+        betas: tuple[float, ...] | None = None,
+        perceptual_weight: float = 0.0,
+        bilateral_weight: float = 1.0,
+        temporal_weight: float = 1.0,
+        refine_weight: float = 1.0,
+        knn_samples: int = 1024,
+        knn_k: int = 5,
+        knn_lambda: float = 1.0,
+    ) -> None:
+        self.num_outputs = num_outputs
+        self.betas = betas if betas is not None else tuple(0.25 * 0.5**i for i in range(num_outputs))
+        self.perceptual_weight = perceptual_weight
+        self.bilateral_weight = bilateral_weight
+        self.temporal_weight = temporal_weight
+        self.refine_weight = refine_weight
+        self.knn_samples = knn_samples
+        self.knn_k = knn_k
+        self.knn_lambda = knn_lambda
+
+    def build_net(self) -> SelfRegNet:
+        return SelfRegNet(self.num_outputs)
+
+    def training_step(self, net: SelfRegNet, batch, backbone: FrozenBackbone, step: int) -> dict[str, torch.Tensor]:
+        from colorize.models.backbone import normalize_rgb255
+        from colorize.training import losses
+
+        lab, rgb = batch.lab, batch.rgb
+        b, t, _, h, w = lab.shape
+        if t < 2:
+            raise ValueError(f"selfreg trains on frame pairs, got windows of {t}")
+        l = lab[:, :, :1].flatten(0, 1)
+        ab_gt = lab[:, :, 1:].flatten(0, 1) / AB_SCALE
+        rgb_gt = rgb.flatten(0, 1)
+        with torch.no_grad():
+            feats = backbone(l, strides=BACKBONE_STRIDES, embed=True)
+        pred = net.f(l, feats) / AB_SCALE  # (BT, d, 2, H, W), unit scale
+        d = pred.shape[1]
+
+        # Ranked diversity loss (eq. 7) over per-output distances.
+        dists = losses.huber(pred.flatten(0, 1), ab_gt.repeat_interleave(d, 0)).view(-1, d)
+        if self.perceptual_weight > 0:
+            def feature_fn(x_rgb):
+                fs = backbone.net.features(normalize_rgb255(x_rgb * 255.0), strides=(2, 4, 8), embed=False)
+                return [fs[s] for s in (2, 4, 8)]
+
+            from colorize.color.lab import lab_to_rgb
+
+            l_rep = l.repeat_interleave(d, 0)
+            rgb_pred = lab_to_rgb(torch.cat((l_rep, pred.flatten(0, 1) * AB_SCALE), 1))
+            perc = losses.perceptual_distance(feature_fn, rgb_pred, rgb_gt.repeat_interleave(d, 0))
+            dists = dists + self.perceptual_weight * perc.view(-1, d)
+        diversity = losses.ranked_diversity_loss(dists, self.betas)
+
+        # Bilateral self-regularization (eq. 2), on every output at once.
+        gen = torch.Generator().manual_seed(int(step))
+        bilateral = losses.bilateral_loss(
+            pred.flatten(1, 2), rgb_gt, k=self.knn_k, num_samples=self.knn_samples, lam=self.knn_lambda, generator=gen
+        )
+
+        # Temporal regularization of f (eq. 3) along the batch's flow, and g on the same pairs (eq. 5).
+        seq = pred.view(b, t, d * 2, h, w)
+        l_seq = l.view(b, t, 1, h, w)
+        temporal, refine = 0.0, 0.0
+        for i in range(t - 1):
+            flow, valid = batch.flow[:, i], batch.valid[:, i]
+            temporal = temporal + losses.temporal_loss(seq[:, i + 1], seq[:, i], flow, valid)
+            ab_s = seq[:, i + 1].detach().reshape(b * d, 2, h, w) * AB_SCALE
+            ab_t = seq[:, i].detach().reshape(b * d, 2, h, w) * AB_SCALE
+            rep = lambda x: x.repeat_interleave(d, 0)  # noqa: E731 - one output pair per sample and head
+            refined = net.refine(ab_s, ab_t, rep(l_seq[:, i + 1]), rep(l_seq[:, i]), rep(flow), rep(valid))
+            target = rep(lab[:, i + 1, 1:]) / AB_SCALE
+            refine = refine + losses.masked_l1(refined / AB_SCALE, target)
+        temporal = temporal / (t - 1)
+        refine = refine / (t - 1)
+
+        loss = (
+            diversity
+            + self.bilateral_weight * bilateral
+            + self.temporal_weight * temporal
+            + self.refine_weight * refine
+        )
+        with torch.no_grad():
+            ab_l1 = (pred[:, 0] - ab_gt).abs().mean() * AB_SCALE  # output 0, in ab units, for the log
+        return {
+            "loss": loss,
+            "diversity": diversity.detach(),
+            "bilateral": bilateral.detach(),
+            "temporal": temporal.detach(),
+            "refine": refine.detach(),
+            "ab_l1": ab_l1,
+        }
+
+
+FAMILY = SelfRegFamily()
+
+
+# ---------------------------------------------------------------------------------------- registry
+
+
+INFO = ModelInfo(
+    name="selfreg",
+    summary="automatic; U-Net + backbone hypercolumns, d=4 diverse outputs, temporal refinement net",
+    paper="Lei & Chen, Fully Automatic Video Colorization with Self-Regularization and Diversity, CVPR 2019",
+    supports_diverse=True,
+    weights_file="selfreg.pt",
+    size_multiple=32,
+    default_render_size=256,
+    extra={"max_diverse": NUM_DIVERSE, "lookahead": "refine_passes frames"},
+)
+
+
+@register_model(INFO)
+def selfreg(
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    weights=None,
+    diverse: int = 1,
+    refine_passes: int = 1,
+    flow_preset: str = "ultrafast",
+) -> SelfRegColorizer:
+    """Build ``selfreg`` with the shipped weights (or a user-given file); never with random weights."""
+    path, expected = resolve_weights("selfreg", weights)
+    state, digest = load_state(path, expected)
+    net = SelfRegNet()
+    load_into(net, checkpoint_filter_fn(state), path)
+    model = SelfRegColorizer(
+        INFO,
+        net,
+        FrozenBackbone(load_pretrained_backbone()),
+        device,
+        dtype,
+        diverse=diverse,
+        refine_passes=refine_passes,
+        flow_preset=flow_preset,
+    )
+    model.weights_sha256 = digest
+    return model

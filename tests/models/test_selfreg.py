@@ -1,0 +1,239 @@
+"""selfreg (Lei & Chen): networks, stream bookkeeping, weights, training step."""
+
+import json
+
+import pytest
+import torch
+
+from colorize.models import create_model, registry
+from colorize.models.backbone import FrozenBackbone
+from colorize.models.registry import WeightsError, sha256_file
+from colorize.models.selfreg import (
+    FAMILY,
+    INFO,
+    NUM_DIVERSE,
+    SelfRegColorizer,
+    SelfRegFamily,
+    SelfRegNet,
+    checkpoint_filter_fn,
+)
+from tests.training.synthetic import synthetic_batch
+
+H, W = 64, 96
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread avoids OpenMP oversubscription on the shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def parts():
+    torch.manual_seed(0)
+    net = SelfRegNet().eval()
+    backbone = FrozenBackbone()  # random weights: shapes and bookkeeping only
+    return net, backbone
+
+
+def _stream(parts, **kw):
+    net, backbone = parts
+    return SelfRegColorizer(INFO, net, backbone, torch.device("cpu"), **kw)
+
+
+def _frames(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(1, H, W, generator=g) * 100 for _ in range(n)]
+
+
+def test_f_shapes_ranges_and_head_subset(parts):
+    net, backbone = parts
+    l = torch.rand(2, 1, H, W) * 100
+    with torch.no_grad():
+        feats = backbone(l)
+        ab = net.f(l, feats)
+        ab1 = net.f(l, feats, num=1)
+    assert ab.shape == (2, NUM_DIVERSE, 2, H, W) and ab1.shape == (2, 1, 2, H, W)
+    assert torch.isfinite(ab).all() and ab.abs().max() <= 128
+    assert torch.allclose(ab1[:, 0], ab[:, 0], atol=1e-5)
+    with pytest.raises(ValueError):
+        net.f(l, feats, num=NUM_DIVERSE + 1)
+
+
+def test_diverse_heads_give_distinct_outputs(parts):
+    net, backbone = parts
+    l = torch.rand(1, 1, H, W) * 100
+    with torch.no_grad():
+        ab = net.f(l, backbone(l))[0]
+    for i in range(NUM_DIVERSE):
+        for j in range(i + 1, NUM_DIVERSE):
+            assert (ab[i] - ab[j]).abs().mean() > 1e-3
+
+
+def test_untrained_refinement_is_identity_and_trained_shapes(parts):
+    net, _ = parts
+    ab_s, ab_t = torch.randn(2, 2, H, W) * 30, torch.randn(2, 2, H, W) * 30
+    l = torch.rand(2, 1, H, W) * 100
+    with torch.no_grad():
+        out = net.refine(ab_s, ab_t, l, l, torch.zeros(2, 2, H, W), torch.ones(2, 1, H, W))
+    assert out.shape == ab_s.shape and torch.allclose(out, ab_s)
+
+
+@pytest.mark.parametrize("passes,diverse", [(0, 1), (1, 1), (2, 3)])
+def test_every_index_is_emitted_once_in_order(parts, passes, diverse):
+    model = _stream(parts, refine_passes=passes, diverse=diverse)
+    assert model.num_outputs == diverse
+    indices = [0, 1, 2, 5, 6]
+    emitted = []
+    for i, l in zip(indices, _frames(len(indices))):
+        out = model.push(i, l)
+        emitted += out
+        # look-ahead: frame t needs `passes` frames after it
+        assert len(emitted) == max(0, indices.index(i) + 1 - passes)
+    emitted += model.flush()
+    assert [i for i, _ in emitted] == indices
+    for _, ab in emitted:
+        assert ab.shape == (diverse, 2, H, W) and ab.dtype == torch.float32
+        assert torch.isfinite(ab).all() and ab.abs().max() <= 128
+    assert model.flush() == []
+
+
+def test_single_frame_shot_and_reset(parts):
+    model = _stream(parts, refine_passes=1)
+    frames = _frames(3)
+    assert model.push(0, frames[0]) == []
+    (only,) = model.flush()
+    assert only[0] == 0
+    model.push(1, frames[1])
+    model.reset()  # drops the held frame and the index history
+    assert model.flush() == []
+    assert model.push(0, frames[2]) == []
+    assert [i for i, _ in model.flush()] == [0]
+
+
+def test_refinement_uses_neighbours(parts):
+    """With a g that copies the warped neighbour, a static shot's middle frame gets its neighbours'
+    average colour: the refine pass really reads frames t-1 and t+1 through the flow."""
+    net, backbone = parts
+    model = _stream(parts, refine_passes=1)
+    base = _frames(1)[0]
+    f_out = {}
+    for i in range(3):
+        l = base + i * 1e-3  # effectively static: zero flow, full confidence
+        with torch.no_grad():
+            f_out[i] = net.f(l[None], backbone(l[None]), num=1)[0]
+    g = net.g
+    orig = g.forward
+    g.forward = lambda ab_s, ab_w, *rest: ab_w  # noqa: E731
+    try:
+        got = []
+        for i in range(3):
+            got += model.push(i, base + i * 1e-3)
+        got += model.flush()
+    finally:
+        g.forward = orig
+    res = dict(got)
+    expected = 0.5 * (f_out[0] + f_out[2])
+    assert (res[1][..., 4:-4, 4:-4] - expected[..., 4:-4, 4:-4]).abs().max() < 1.0
+    assert (res[0][..., 4:-4, 4:-4] - f_out[1][..., 4:-4, 4:-4]).abs().max() < 1.0
+
+
+def test_stream_rejects_bad_input(parts):
+    model = _stream(parts)
+    with pytest.raises(ValueError, match="multiple"):
+        model.push(0, torch.rand(1, 50, 64) * 100)
+    with pytest.raises(ValueError, match="shape"):
+        model.push(0, torch.rand(2, H, W))
+    model.push(3, _frames(1)[0])
+    with pytest.raises(ValueError, match="increase"):
+        model.push(3, _frames(1)[0])
+    with pytest.raises(ValueError, match="diverse"):
+        _stream(parts, diverse=NUM_DIVERSE + 1)
+
+
+# ------------------------------------------------------------------------------------------ weights
+
+
+def _fake_manifest(monkeypatch, tmp_path, record):
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(registry, "read_manifest", lambda *a, **k: record)
+
+
+def test_missing_shipped_weights_are_an_error(monkeypatch, tmp_path):
+    _fake_manifest(monkeypatch, tmp_path, {})
+    with pytest.raises(WeightsError, match="no shipped weights.*selfreg"):
+        create_model("selfreg")
+    _fake_manifest(monkeypatch, tmp_path, {"selfreg": {"file": "selfreg.pt", "sha256": "0" * 64}})
+    with pytest.raises(WeightsError, match="missing"):
+        create_model("selfreg")
+
+
+def test_sha256_mismatch_is_refused(monkeypatch, tmp_path):
+    path = tmp_path / "selfreg.pt"
+    torch.save(SelfRegNet().state_dict(), path)
+    _fake_manifest(monkeypatch, tmp_path, {"selfreg": {"file": "selfreg.pt", "sha256": "f" * 64}})
+    with pytest.raises(WeightsError, match="corrupt or not the shipped file: sha256"):
+        create_model("selfreg")
+    _fake_manifest(monkeypatch, tmp_path, {"selfreg": {"file": "selfreg.pt", "sha256": sha256_file(path)}})
+    model = create_model("selfreg", diverse=2, refine_passes=0)
+    assert model.weights_sha256 == sha256_file(path) and model.num_outputs == 2
+
+
+def test_strict_loading_refuses_a_wrong_state(tmp_path):
+    state = SelfRegNet().state_dict()
+    state.pop("g.out.bias")
+    path = tmp_path / "partial.pt"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="do not fit"):
+        create_model("selfreg", weights=path)
+    torch.save({"state_dict": {"module." + k: v for k, v in SelfRegNet().state_dict().items()}}, path)
+    assert create_model("selfreg", weights=path, refine_passes=0).num_outputs == 1
+
+
+def test_checkpoint_filter_drops_backbone_and_prefixes():
+    state = {"module.f.head.bias": 1, "backbone.net._fc.weight": 2, "net.g.out.bias": 3}
+    assert checkpoint_filter_fn(state) == {"f.head.bias": 1, "g.out.bias": 3}
+
+
+def test_weights_hold_only_trainable_parameters():
+    state = FAMILY.build_net().state_dict()
+    assert not any(k.startswith("backbone") for k in state)
+    n_bytes = sum(v.numel() * v.element_size() for v in state.values())
+    assert n_bytes < 20 * 2**20
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("perceptual", [0.0, 0.5])
+def test_training_step_runs_and_losses_are_finite(perceptual):
+    torch.manual_seed(0)
+    family = SelfRegFamily(perceptual_weight=perceptual, knn_samples=128)
+    net = family.build_net().train()
+    batch = synthetic_batch(b=2, t=2, size=32)
+    out = family.training_step(net, batch, FrozenBackbone(), step=0)
+    assert {"loss", "diversity", "bilateral", "temporal", "refine", "ab_l1"} <= set(out)
+    assert all(torch.isfinite(v).all() for v in out.values())
+    out["loss"].backward()
+    assert net.f.head.weight.grad.abs().sum() > 0 and net.g.out.weight.grad.abs().sum() > 0
+
+
+def test_a_few_optimiser_steps_reduce_the_loss():
+    torch.manual_seed(0)
+    family = SelfRegFamily(knn_samples=128)
+    net = family.build_net().train()
+    backbone = FrozenBackbone()
+    batch = synthetic_batch(b=2, t=2, size=32, seed=1)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(12):
+        out = family.training_step(net, batch, backbone, step=0)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert FAMILY.window == 2 and FAMILY.name == "selfreg"
