@@ -75,6 +75,7 @@ def make_clip(
     colorspace: int = 1,
     color_range: int = 1,
     audio_codec: str = "aac",
+    faststart: bool = False,
 ) -> Path:
     """Write a test clip and return its path.
 
@@ -85,7 +86,8 @@ def make_clip(
     high = 1023 if "10" in pix_fmt else 255
     mid = 512 if high > 255 else 128
     durations = frame_durations(frames, vfr)
-    with av.open(str(path), "w", format=_FORMAT[container]) as out:
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), "w", format=_FORMAT[container], options=options) as out:
         if title is not None:
             out.metadata["title"] = title
         if creation_time is not None:
@@ -195,3 +197,44 @@ def read_video(path: Path) -> tuple[list[Fraction], list[np.ndarray], av.VideoFr
             planes.append(y.copy())
             last = f
     return times, planes, last
+
+
+def make_audio_only(path: Path) -> Path:
+    """A Matroska file with one AAC track and no video."""
+    with av.open(str(path), "w", format="matroska") as out:
+        a = out.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        for i in range(10):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            af.sample_rate, af.pts, af.time_base = 48000, i * 1024, Fraction(1, 48000)
+            for p in a.encode(af):
+                out.mux(p)
+        for p in a.encode(None):
+            out.mux(p)
+    return Path(path)
+
+
+def make_zero_frames(path: Path) -> Path:
+    """A Matroska file that declares a video stream but holds no video frame (audio only)."""
+    with av.open(str(path), "w", format="matroska") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        for i in range(10):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            af.sample_rate, af.pts, af.time_base = 48000, i * 1024, Fraction(1, 48000)
+            for p in a.encode(af):
+                out.mux(p)
+        for p in a.encode(None):
+            out.mux(p)
+    return Path(path)
+
+
+def make_unknown_codec(path: Path) -> Path:
+    """A Matroska clip whose video CodecID is one no FFmpeg build can decode."""
+    make_clip(path, "mkv", frames=3)
+    data = Path(path).read_bytes()
+    assert data.count(b"V_MPEG4/ISO/AVC") == 1
+    Path(path).write_bytes(data.replace(b"V_MPEG4/ISO/AVC", b"V_XYZZY/ISO/AVC"))
+    return Path(path)

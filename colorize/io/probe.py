@@ -179,7 +179,7 @@ def probe(path: Path | str) -> MediaInfo:
     try:
         container = av.open(str(path), metadata_errors="replace")
     except (av.FFmpegError, UnicodeDecodeError) as err:
-        raise MediaError(f"not a readable media file ({describe_av_error(err)})", path) from err
+        raise MediaError(f"not a media file, or corrupt/truncated ({describe_av_error(err)})", path) from err
     with container:
         fmt = container.format.name
         if fmt in _NOT_MEDIA_FORMATS:

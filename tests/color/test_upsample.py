@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from colorize.color.upsample import ABUpsampler, upsample_ab
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: thread hand-offs cost more than the work on a shared 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _edge_scene(h=96, w=128, edge=0.43):
+    """Full-res L with a vertical edge not on the working grid; ab red left, blue right."""
+    x = torch.arange(w).view(1, 1, 1, w).expand(1, 1, h, w)
+    left = x < int(w * edge)
+    l = torch.where(left, 35.0, 70.0).float()
+    ab = torch.stack([torch.where(left, 45.0, -30.0), torch.where(left, 20.0, -40.0)], dim=1).float()[:, :, 0]
+    return l, ab
+
+
+def test_shapes_dtype_and_identity():
+    ab = torch.randn(2, 2, 12, 16)
+    l = torch.rand(2, 1, 48, 64) * 100
+    out = upsample_ab(ab, l)
+    assert out.shape == (2, 2, 48, 64) and out.dtype == ab.dtype
+    assert upsample_ab(ab, torch.rand(2, 1, 12, 16) * 100) is ab
+    assert upsample_ab(ab.half(), l).dtype == torch.float16
+
+
+def test_constant_chroma_stays_constant():
+    ab = torch.tensor([12.0, -7.0]).view(1, 2, 1, 1).expand(1, 2, 10, 14).contiguous()
+    l = torch.rand(1, 1, 40, 56) * 100
+    out = upsample_ab(ab, l)
+    assert torch.allclose(out, ab[:, :, :1, :1].expand_as(out), atol=1e-3)
+
+
+def test_colour_does_not_bleed_across_luma_edges():
+    l, ab_true = _edge_scene()
+    ab_low = F.interpolate(ab_true, scale_factor=0.25, mode="area")
+    guided = upsample_ab(ab_low, l)
+    bilinear = F.interpolate(ab_low, size=l.shape[-2:], mode="bilinear", align_corners=False)
+    err_guided = (guided - ab_true).abs().mean()
+    err_bilinear = (bilinear - ab_true).abs().mean()
+    assert err_guided < 0.4 * err_bilinear, (err_guided, err_bilinear)
+    # And right at the edge, each side keeps its own colour.
+    col = int(128 * 0.43)
+    for c, want in ((col - 1, 45.0), (col, -30.0)):
+        assert (guided[0, 0, :, c] - want).abs().mean() < 0.3 * (bilinear[0, 0, :, c] - want).abs().mean()
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError):
+        upsample_ab(torch.zeros(1, 3, 4, 4), torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError):
+        upsample_ab(torch.zeros(1, 2, 4, 4), torch.zeros(2, 1, 8, 8))
+
+
+def test_gradcheck():
+    ab = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
+    l = (torch.rand(1, 1, 8, 10, dtype=torch.float64) * 100).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, g: upsample_ab(a, g, radius=1), (ab, l))
+
+
+def test_module_equals_function():
+    ab = torch.randn(1, 2, 6, 8)
+    l = torch.rand(1, 1, 24, 32) * 100
+    assert torch.equal(ABUpsampler(radius=2, eps=1e-2)(ab, l), upsample_ab(ab, l, radius=2, eps=1e-2))

@@ -1,0 +1,94 @@
+"""Every bad input gets a MediaError with a clear one-line message, before any work is done."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from colorize.io import MediaError, iter_frames, probe
+from tests.media import make_audio_only, make_clip, make_unknown_codec, make_zero_frames
+
+
+def _error(path) -> str:
+    with pytest.raises(MediaError) as info:
+        probe(path)
+    message = str(info.value)
+    assert "\n" not in message and path.name in message
+    return message
+
+
+def test_missing_file(tmp_path):
+    assert "no such file" in _error(tmp_path / "nothing.mp4")
+
+
+def test_folder_is_not_a_file(tmp_path):
+    assert "folder" in _error(tmp_path)
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    assert "empty" in _error(tmp_path / "empty.mp4")
+
+
+@pytest.mark.parametrize("name", ["noise.mp4", "noise.bin", "noise.mkv"])
+def test_random_bytes(tmp_path, name):
+    (tmp_path / name).write_bytes(np.random.default_rng(1).bytes(20_000))
+    assert "not a media file" in _error(tmp_path / name)
+
+
+def test_text_file(tmp_path):
+    # FFmpeg's "tty" demuxer would happily "play" a .txt file as ANSI-art video.
+    (tmp_path / "notes.txt").write_text("Reel 3, scene 2: the train arrives.\n" * 50)
+    assert "not a media file" in _error(tmp_path / "notes.txt")
+
+
+def test_audio_only(tmp_path):
+    assert "no video stream (audio only)" in _error(make_audio_only(tmp_path / "sound.mka"))
+
+
+def test_zero_video_frames(tmp_path):
+    assert "zero frames" in _error(make_zero_frames(tmp_path / "zero.mkv"))
+
+
+def test_unsupported_codec(tmp_path):
+    assert "unsupported video codec" in _error(make_unknown_codec(tmp_path / "odd.mkv"))
+
+
+def test_truncated_mp4_without_index(tmp_path):
+    full = make_clip(tmp_path / "full.mp4", "mp4", frames=30).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(full[: len(full) // 2])  # the moov index is at the end
+    assert "truncated" in _error(tmp_path / "cut.mp4")
+
+
+def _frames_error(path) -> str:
+    info = probe(path)
+    with pytest.raises(MediaError) as err:
+        for _ in iter_frames(path, info):
+            pass
+    message = str(err.value)
+    assert "\n" not in message and "truncated" in message
+    return message
+
+
+def test_truncated_mp4_with_index_first(tmp_path):
+    full = make_clip(tmp_path / "full.mp4", "mp4", frames=30, faststart=True).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(full[: int(len(full) * 0.6)])
+    assert "of 30 frames" in _frames_error(tmp_path / "cut.mp4")
+
+
+def test_truncated_matroska(tmp_path):
+    full = make_clip(tmp_path / "full.mkv", "mkv", frames=30).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(full[: len(full) // 2])
+    assert "stops at" in _frames_error(tmp_path / "cut.mkv")
+
+
+def test_complete_file_is_not_called_truncated(tmp_path):
+    for container in ("mkv", "mp4"):
+        path = make_clip(tmp_path / f"ok.{container}", container, frames=30, vfr=True)
+        assert sum(1 for _ in iter_frames(path, probe(path))) == 30
+
+
+@pytest.mark.parametrize("name", ["bad.png", "bad.jpg"])
+def test_corrupt_image(tmp_path, name):
+    (tmp_path / name).write_bytes(b"\x89PNG\r\n\x1a\n" + np.random.default_rng(2).bytes(300))
+    assert "image" in _error(tmp_path / name)

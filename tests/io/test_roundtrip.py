@@ -1,0 +1,137 @@
+"""Video in, video out: everything but the chroma must survive the writer."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from colorize.color.lab import rgb_to_lab
+from colorize.io import EncodeOptions, MediaWriter, iter_frames, output_path_for, probe
+from colorize.io.decode import frame_to_rgb
+from tests.media import CREATION_TIME, make_clip, read_packets, read_video
+
+AB = (30.0, -20.0)
+
+
+def colorize_file(src, dst, options=EncodeOptions(), ab_value=AB):
+    info = probe(src)
+    with MediaWriter(dst, info, options) as writer:
+        for frame in iter_frames(src, info):
+            ab = np.empty((info.height, info.width, 2), np.float32)
+            ab[...] = ab_value
+            writer.write(frame, ab)
+    return info, probe(dst)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv", "mov"])
+def test_default_h264_keeps_timing_metadata_and_streams(clips, container, tmp_path):
+    src = clips[container]
+    dst = output_path_for(src, probe(src), tmp_path, None)
+    assert dst.suffix == f".{container}" and dst.name == f"film_colorized.{container}"
+    before, after = colorize_file(src, dst)
+
+    # Picture geometry and colour tags.
+    assert (after.width, after.height, after.sar) == (before.width, before.height, before.sar)
+    assert after.pix_fmt == "yuv420p" and after.codec == "h264"
+    for tag in ("colorspace", "color_primaries", "color_trc", "color_range"):
+        assert getattr(after, tag) == getattr(before, tag)
+    assert after.time_base == before.time_base
+    # Container metadata.
+    assert after.metadata["title"] == "A film title"
+    assert after.metadata["creation_time"] == CREATION_TIME
+    assert [(s.kind, s.codec, s.language) for s in after.streams] == [
+        (s.kind, s.codec, s.language) for s in before.streams
+    ]
+
+    # Every frame, every (VFR) timestamp.
+    t_in, y_in, _ = read_video(src)
+    t_out, y_out, _ = read_video(dst)
+    assert len(t_out) == len(t_in) == 12
+    assert t_out == t_in
+    assert len(set(np.diff([float(t) for t in t_in]).round(4))) > 2  # really variable frame rate
+
+    # Luma differs only by codec loss (CRF 17).
+    assert min(psnr(a, b) for a, b in zip(y_in, y_out)) > 38
+
+    # Audio and subtitle packets byte-identical, with their timestamps.
+    for kind in ("audio", "subtitle"):
+        packets_in, packets_out = read_packets(src, kind), read_packets(dst, kind)
+        assert packets_in and all(packets_in)
+        assert packets_out == packets_in
+
+
+def test_constant_frame_rate_is_kept(tmp_path):
+    src = make_clip(tmp_path / "cfr.mp4", "mp4", frames=10, audio_tracks=1)
+    before, after = colorize_file(src, tmp_path / "out.mp4")
+    assert after.fps == before.fps == 25
+    assert after.frames == 10
+
+
+def test_lossless_ffv1_keeps_y_bit_identical(clips, tmp_path):
+    src = clips["mkv"]
+    dst = output_path_for(src, probe(src), tmp_path, "ffv1")
+    assert dst.suffix == ".mkv"
+    before, after = colorize_file(src, dst, EncodeOptions(codec="ffv1"))
+    assert after.codec == "ffv1" and after.pix_fmt == before.pix_fmt
+    t_in, y_in, _ = read_video(src)
+    t_out, y_out, _ = read_video(dst)
+    assert t_out == t_in
+    assert all(np.array_equal(a, b) for a, b in zip(y_in, y_out))
+    for kind in ("audio", "subtitle"):
+        assert read_packets(dst, kind) == read_packets(src, kind)
+
+
+def test_lossless_10bit_keeps_y_bit_identical(tmp_path):
+    src = make_clip(tmp_path / "ten.mkv", "mkv", codec="ffv1", pix_fmt="yuv420p10le", frames=3)
+    before, after = colorize_file(src, tmp_path / "ten_out.mkv", EncodeOptions(codec="ffv1"))
+    assert after.pix_fmt == "yuv420p10le" and after.bit_depth == 10
+    _, y_in, _ = read_video(src)
+    _, y_out, _ = read_video(tmp_path / "ten_out.mkv")
+    assert y_in[0].dtype == np.uint16 and y_in[0].max() > 255
+    assert all(np.array_equal(a, b) for a, b in zip(y_in, y_out))
+
+
+def _flat_ab(path, info):
+    """Mean and spread of ab over the flat left band of every frame (away from edges/texture)."""
+    import av
+
+    out = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            rgb = frame_to_rgb(f, info).astype(np.float32) / (65535.0 if info.bit_depth > 8 else 255.0)
+            lab = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1))
+            h, w = info.height, info.width
+            region = lab[1:, 2 : h // 3 - 2, 2 : w // 2 - 4]
+            out.append(region.reshape(2, -1))
+    return torch.cat(out, dim=1)
+
+
+@pytest.mark.parametrize("codec", ["ffv1", "libx264"])
+def test_chroma_really_changes_to_the_given_ab(clips, tmp_path, codec):
+    src = clips["mkv"]
+    info_in = probe(src)
+    grey = _flat_ab(src, info_in)
+    assert grey.abs().max() < 1.5  # the source is black and white
+    for ab in ((30.0, -20.0), (-25.0, 35.0)):
+        dst = tmp_path / f"c_{codec}_{ab[0]}.mkv"
+        _, info_out = colorize_file(src, dst, EncodeOptions(codec=codec), ab_value=ab)
+        got = _flat_ab(dst, info_out)
+        err = (got - torch.tensor(ab).view(2, 1)).abs()
+        assert err.mean() < 2.0 and err.max() < 4.0, (ab, got.mean(1))
+
+
+def test_source_colour_tags_drive_the_matrix(tmp_path):
+    """A BT.601 full-range source: output keeps those tags and its chroma decodes back to ab."""
+    src = make_clip(tmp_path / "sd.mkv", "mkv", colorspace=6, color_range=2, frames=3, codec="ffv1")
+    before, after = colorize_file(src, tmp_path / "sd_out.mkv", EncodeOptions(codec="ffv1"))
+    assert (after.colorspace, after.color_range) == ("smpte170m", "pc") == (before.colorspace, before.color_range)
+    got = _flat_ab(tmp_path / "sd_out.mkv", after)
+    assert (got - torch.tensor(AB).view(2, 1)).abs().mean() < 2.0
