@@ -2,11 +2,11 @@
 
 ``colorize film.mp4`` needs no subcommand name. ``colorize models``, ``colorize train ...`` and
 ``colorize eval ...`` are subcommands. The rule that keeps the two apart: the first argument is a
-subcommand only when it is a subcommand's name *and no file or folder of that name exists*; an
-existing path is always an input (``colorize train`` with a folder ``train/`` here colourizes the
-folder; write ``colorize train --help`` elsewhere, or ``python -m colorize train`` from another
-directory, to reach the command). Everything else, ``--help`` and ``--version`` included, goes to the
-colourize command, whose help lists the subcommands.
+subcommand only when it is a subcommand's name *and no file or folder of that name exists*: an
+existing path is always an input, so data is never mistaken for a command (``colorize train`` in
+a directory holding ``train/`` colourizes that folder; ``./train`` always means the path). Everything
+else, ``--help`` and ``--version`` included, goes to the colourize command, whose help lists the
+subcommands.
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ class ColorizeGroup(click.Group):
         if not args or not self.is_subcommand(args[0]):
             args = [_DEFAULT, *args]
         return super().parse_args(ctx, args)
-
-    def resolve_command(self, ctx: click.Context, args: list[str]):
-        name, cmd, rest = super().resolve_command(ctx, args)
-        return name, cmd, rest
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         colorize_command.format_help(ctx, formatter)

@@ -92,12 +92,13 @@ class Runner:
         if config.diverse > 1 and not self.info.supports_diverse:
             raise UsageError(f"model {self.info.name!r} does not produce diverse outputs (--diverse)")
         self.model = None
-        self.references: list[Reference] = []
         self.render_size = config.render_size or self.info.default_render_size
+        # Loaded now, so an unreadable reference is a usage error before any work is done.
+        self.references: list[Reference] = [load_reference(s, self.render_size) for s in self.ref_specs]
 
     # ------------------------------------------------------------------------------------ model
     def build(self) -> None:
-        """Build the model and load the references (idempotent)."""
+        """Build the model once (idempotent)."""
         if self.model is not None:
             return
         from colorize.models.registry import WeightsError, create_model
@@ -114,7 +115,6 @@ class Runner:
                 f"model {self.info.name!r} gives {model.num_outputs} output(s) per frame, "
                 f"{self.config.diverse} asked for"
             )
-        self.references = [load_reference(s, self.render_size) for s in self.ref_specs]
         self.model = model
 
     @property
@@ -250,7 +250,8 @@ class Runner:
         try:
             # --pick saturation: D temporaries for the same final name; only the winner is renamed.
             writer_finals = finals if len(finals) == d else [finals[0]] * d
-            writers = [MediaWriter(final, info, options) for final in writer_finals]
+            for final in writer_finals:
+                writers.append(MediaWriter(final, info, options))
             decode = BackgroundIterator(prepared, cfg.queue_size, name="decode")
             encode = BackgroundWorker(write, cfg.queue_size, name="encode")
             model.reset()

@@ -188,3 +188,47 @@ def test_usage_errors(tmp_path, register_fake):
         Runner(RunConfig(model="no-such-model", device="cpu"))
     with pytest.raises(UsageError, match="is the input itself"):
         plan_jobs([clip], clip, None)
+
+
+def test_disk_full_mid_film_is_an_error_and_leaves_nothing(tmp_path, register_fake, monkeypatch):
+    import errno
+
+    import colorize.io as cio
+
+    register_fake("fake")
+    clip = make_clip(tmp_path / "film.mp4", frames=8, audio=True)
+    real_write = cio.MediaWriter.write
+    calls = {"n": 0}
+
+    def full_disk(self, src, ab, l=None):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, src, ab, l)
+
+    monkeypatch.setattr(cio.MediaWriter, "write", full_disk)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    _, [res] = _run([clip], model="fake", device="cpu")
+    assert res.status == "error" and "No space left" in res.error
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_rotated_film_reaches_the_model_upright(tmp_path, register_fake, monkeypatch):
+    """A phone clip stored landscape with a 90-degree display matrix: the model sees it portrait,
+    and the chroma it returns is turned back onto the stored frame."""
+    import dataclasses
+
+    import colorize.pipeline.inputs as inputs_mod
+
+    built = register_fake("fake")
+    clip = make_clip(tmp_path / "film.mp4", frames=3, width=96, height=64, audio=False)
+    real_plan = inputs_mod.plan_jobs
+
+    def rotated(*a, **k):
+        return [dataclasses.replace(j, info=dataclasses.replace(j.info, rotation=-90)) for j in real_plan(*a, **k)]
+
+    runner = Runner(RunConfig(model="fake", device="cpu", render_size=32))
+    [res] = list(runner.run(rotated([clip], None, None)))
+    assert res.status == "done", res.error
+    assert built[0].shapes[0] == (1, 48, 32)  # portrait for the model (display orientation)
+    assert decode_rgb(res.output)[0].shape == (64, 96, 3)  # stored orientation kept
