@@ -5,7 +5,7 @@ Both are plain functions over the last three dimensions of an sRGB image:
     rgb: (*, 3, H, W) float in [0, 1] (torch tensor or numpy array), sRGB-encoded.
 
 They return one value per image, shape ``(*)``, as the same array type as the input (torch in,
-torch out; numpy in, numpy out), computed in float64.
+torch out; numpy in, numpy out), computed in float64 for float64 input and float32 otherwise.
 
 * :func:`mean_saturation` is the mean of the HSV saturation ``S = (max - min) / max`` (0 where
   ``max = 0``), in [0, 1]. Lei & Chen (§5) keep the most saturated of their diverse outputs;
@@ -36,7 +36,7 @@ def _to_tensor(rgb: Array, name: str) -> tuple[torch.Tensor, bool]:
         raise ValueError(f"{name}: expected shape (*, 3, H, W), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name}: expected float sRGB in [0, 1], got dtype {x.dtype}")
-    return x.to(torch.float64), is_numpy
+    return x.to(torch.float64 if x.dtype == torch.float64 else torch.float32), is_numpy
 
 
 def _back(x: torch.Tensor, is_numpy: bool) -> Array:

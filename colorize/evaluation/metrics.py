@@ -1,7 +1,7 @@
 """Colourization metrics: PSNR, colour accuracy, flicker (warp error), reference faithfulness.
 
 Plain functions. Conventions (torch tensors or numpy arrays, channel-first like the rest of the
-project; results in float64, same array type as the input):
+project; computed in float64 for float64 input, float32 otherwise; same array type as the input):
 
     rgb:  (*, 3, H, W) sRGB in [0, 1]
     ab:   (*, 2, H, W) Lab chroma, roughly [-128, 127]
@@ -45,7 +45,8 @@ def _pair(x: Array, y: Array, channels: int, name: str) -> tuple[torch.Tensor, t
         raise ValueError(f"{name}: shapes differ: {tuple(tx.shape)} vs {tuple(ty.shape)}")
     if tx.dim() < 3 or tx.shape[-3] != channels:
         raise ValueError(f"{name}: expected shape (*, {channels}, H, W), got {tuple(tx.shape)}")
-    return tx.to(torch.float64), ty.to(tx.device, torch.float64), is_numpy
+    work = torch.float64 if tx.dtype == torch.float64 else torch.float32
+    return tx.to(work), ty.to(tx.device, work), is_numpy
 
 
 def _back(x: torch.Tensor, is_numpy: bool) -> Array:
@@ -76,6 +77,7 @@ def psnr(pred: Array, target: Array, max_val: float = 1.0, cap: float = PSNR_CAP
     """
     p, t, is_numpy = _pair(pred, target, 3, "psnr")
     err = ((p - t) ** 2).mean(dim=(-3, -2, -1))
+    err = err.to(torch.float64)
     db = 10.0 * torch.log10(max_val**2 / err.clamp(min=1e-300))
     db = torch.where(err > 0, db, torch.full_like(db, cap)).clamp(max=cap)
     return _back(db, is_numpy)
@@ -95,7 +97,7 @@ def color_accuracy(pred_ab: Array, target_ab: Array, eps: float = 0.02, ab_range
     p, t, is_numpy = _pair(pred_ab, target_ab, 2, "color_accuracy")
     tol = eps * ab_range
     ok = ((p - t).abs() <= tol).all(dim=-3)
-    return _back(ok.to(torch.float64).mean(dim=(-2, -1)), is_numpy)
+    return _back(ok.to(p.dtype).mean(dim=(-2, -1)), is_numpy)
 
 
 # ---------------------------------------------------------------------------- flicker (warp error)
@@ -204,7 +206,7 @@ def ab_histogram(ab: Array, bins: int = HIST_BINS) -> np.ndarray:
     a = ab.detach().cpu().numpy() if isinstance(ab, torch.Tensor) else np.asarray(ab)
     if a.ndim < 3 or a.shape[-3] != 2:
         raise ValueError(f"ab_histogram: expected (*, 2, H, W), got {a.shape}")
-    a = np.moveaxis(a, -3, 0).reshape(2, -1).astype(np.float64)
+    a = np.moveaxis(a, -3, 0).reshape(2, -1).astype(np.float32)
     idx = np.clip(((a + 128.0) * (bins / 256.0)).astype(np.int64), 0, bins - 1)
     flat = idx[0] * bins + idx[1]
     return np.bincount(flat, minlength=bins * bins).reshape(bins, bins).astype(np.float64)

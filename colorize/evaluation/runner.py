@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from colorize.color.lab import lab_to_rgb, rgb_to_lab
+from colorize.color.lab import lab_to_rgb, linear_to_srgb, rgb_to_lab
 from colorize.color.saturation import colourfulness
 from colorize.evaluation.metrics import (
     FlowEstimator,
@@ -334,6 +334,16 @@ def _ab_upsampler() -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor
 # ---------------------------------------------------------------------------------- evaluation
 
 
+def grey_rgb(l: torch.Tensor) -> torch.Tensor:
+    """The neutral grey with lightness L: (B, 1, H, W) -> sRGB (B, 3, H, W).
+
+    ``lab_to_rgb`` with a = b = 0, on one channel (D65 white maps to R = G = B within 1e-5).
+    """
+    fy = (l + 16.0) / 116.0
+    y = torch.where(fy > 6.0 / 29.0, fy**3, (116.0 * fy - 16.0) / 903.3)
+    return linear_to_srgb(y.clamp(0.0, 1.0)).clamp(0.0, 1.0).expand(-1, 3, -1, -1)
+
+
 @dataclass
 class _Frame:
     rgb: torch.Tensor  # (1, 3, H, W) original, [0, 1]
@@ -361,9 +371,8 @@ class _ClipAccumulator:
         self.prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # grey, ab_out, ab_orig
 
     def add(self, frame: _Frame, ab_out: torch.Tensor, rgb_out: torch.Tensor) -> None:
-        grey_rgb = lab_to_rgb(torch.cat((frame.lab[:, :1], torch.zeros_like(frame.lab[:, 1:])), 1))
         p_out = float(psnr(rgb_out, frame.rgb)[0])
-        p_grey = float(psnr(grey_rgb, frame.rgb)[0])
+        p_grey = float(psnr(grey_rgb(frame.lab[:, :1]), frame.rgb)[0])
         self.psnr_out.append(p_out)
         self.psnr_grey.append(p_grey)
         ab_orig = frame.lab[:, 1:]
