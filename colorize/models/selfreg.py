@@ -48,11 +48,11 @@ class ColorizationNet(nn.Module):
 
     A four-level U-Net on L (strides 1, 2, 4, 8); the hypercolumn joins at stride 8, where the
     backbone's semantics live, and the decoder's skips bring the edges of L back. Channels grow
-    as resolution falls so that every level costs about the same (~2 GFLOPs at 256x448 in all).
+    as resolution falls so that every level costs about the same (~1.5 GFLOPs at 256x448 in all).
     H and W must be multiples of 8 (the backbone needs 32 anyway).
     """
 
-    def __init__(self, num_outputs: int = NUM_DIVERSE, widths: tuple[int, ...] = (8, 24, 48, 64)) -> None:
+    def __init__(self, num_outputs: int = NUM_DIVERSE, widths: tuple[int, ...] = (8, 16, 32, 64)) -> None:
         super().__init__()
         c0, c1, c2, c3 = widths
         self.num_outputs = num_outputs
@@ -65,9 +65,10 @@ class ColorizationNet(nn.Module):
         self.fuse = ConvNormAct(2 * c3, c3, k=1)
         self.mid = nn.Sequential(ConvNormAct(c3, c3), ConvNormAct(c3, c3, dilation=2), ConvNormAct(c3, c3))
         self.up2 = UpBlock(c3, c2, c2)
-        self.up1 = UpBlock(c2, c1, c1 // 2 + c0)
-        self.up0 = UpBlock(c1 // 2 + c0, c0, c0)
-        self.head = nn.Conv2d(c0, 2 * num_outputs, 3, padding=1)
+        self.up1 = UpBlock(c2, c1, c1)
+        # Full resolution is the costly level: the head reads the upsampled decoder features and
+        # the full-resolution L features directly, with no conv of its own in between.
+        self.head = nn.Conv2d(c1 + c0, 2 * num_outputs, 3, padding=1)
 
     def forward(self, l: torch.Tensor, feats: dict, num: int | None = None) -> torch.Tensor:
         """``num``: compute only the first ``num`` outputs (inference with fewer candidates)."""
@@ -80,7 +81,8 @@ class ColorizationNet(nn.Module):
         e3 = self.enc3(e2)
         hyper = self.hyper_act(self.hyper(feats, e3.shape[-2:]))
         x = self.mid(self.fuse(torch.cat((e3, hyper), 1)))
-        x = self.up0(self.up1(self.up2(x, e2), e1), e0)
+        x = self.up1(self.up2(x, e2), e1)
+        x = torch.cat((F.interpolate(x, size=e0.shape[-2:], mode="bilinear", align_corners=False), e0), 1)
         out = F.conv2d(x, self.head.weight[: 2 * num], self.head.bias[: 2 * num], padding=1)
         return torch.tanh(out).unflatten(1, (num, 2)) * AB_SCALE
 
@@ -93,7 +95,7 @@ class RefinementNet(nn.Module):
     corrections are smooth; C^s keeps f's full-resolution edges). H and W must be multiples of 8.
     """
 
-    def __init__(self, widths: tuple[int, int, int] = (16, 32, 48)) -> None:
+    def __init__(self, widths: tuple[int, int, int] = (16, 24, 48)) -> None:
         super().__init__()
         c0, c1, c2 = widths
         self.enc0 = ConvNormAct(7, c0, stride=2)
@@ -418,6 +420,16 @@ class SelfRegFamily:
             "refine": refine.detach(),
             "ab_l1": ab_l1,
         }
+
+    @torch.no_grad()
+    def predict(self, net: SelfRegNet, lab: torch.Tensor, backbone: FrozenBackbone) -> torch.Tensor:
+        """Validation form: ab (B, T, 2, H, W) of output 0 of f for Lab windows (B, T, 3, H, W).
+
+        No refinement: validation batches carry no flow, and f is what the losses mostly train.
+        """
+        l = lab[:, :, :1].flatten(0, 1)
+        feats = backbone(l, strides=BACKBONE_STRIDES, embed=True)
+        return net.f(l, feats, num=1)[:, 0].view(*lab.shape[:2], 2, *lab.shape[-2:])
 
 
 FAMILY = SelfRegFamily()

@@ -35,7 +35,7 @@ def _one_thread():
 def parts():
     torch.manual_seed(0)
     net = SelfRegNet().eval()
-    backbone = FrozenBackbone()  # random weights: shapes and bookkeeping only
+    backbone = FrozenBackbone().eval()  # random weights: shapes and bookkeeping only
     return net, backbone
 
 
@@ -214,18 +214,29 @@ def test_training_step_runs_and_losses_are_finite(perceptual):
     family = SelfRegFamily(perceptual_weight=perceptual, knn_samples=128)
     net = family.build_net().train()
     batch = synthetic_batch(b=2, t=2, size=32)
-    out = family.training_step(net, batch, FrozenBackbone(), step=0)
+    out = family.training_step(net, batch, FrozenBackbone().eval(), step=0)
     assert {"loss", "diversity", "bilateral", "temporal", "refine", "ab_l1"} <= set(out)
     assert all(torch.isfinite(v).all() for v in out.values())
     out["loss"].backward()
     assert net.f.head.weight.grad.abs().sum() > 0 and net.g.out.weight.grad.abs().sum() > 0
 
 
+def test_validation_predict_is_output_zero_of_f():
+    torch.manual_seed(0)
+    net, backbone = FAMILY.build_net().eval(), FrozenBackbone().eval()
+    batch = synthetic_batch(b=2, t=2, size=32)
+    ab = FAMILY.predict(net, batch.lab, backbone)
+    assert ab.shape == (2, 2, 2, 32, 32)
+    l = batch.lab[1, 1, :1][None]
+    with torch.no_grad():
+        assert torch.allclose(ab[1, 1], net.f(l, backbone(l))[0, 0], atol=1e-4)
+
+
 def test_a_few_optimiser_steps_reduce_the_loss():
     torch.manual_seed(0)
     family = SelfRegFamily(knn_samples=128)
     net = family.build_net().train()
-    backbone = FrozenBackbone()
+    backbone = FrozenBackbone().eval()
     batch = synthetic_batch(b=2, t=2, size=32, seed=1)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     losses = []
