@@ -76,6 +76,8 @@ def make_clip(
     color_range: int = 1,
     audio_codec: str = "aac",
     faststart: bool = False,
+    timecode: str | None = None,
+    chapters: int = 0,
 ) -> Path:
     """Write a test clip and return its path.
 
@@ -92,10 +94,21 @@ def make_clip(
             out.metadata["title"] = title
         if creation_time is not None:
             out.metadata["creation_time"] = creation_time
+        if timecode is not None:
+            out.metadata["timecode"] = timecode
+        if chapters:
+            span = sum(durations) // chapters
+            out.set_chapters([
+                {"id": k + 1, "start": k * span, "end": (k + 1) * span, "time_base": Fraction(1, 1000),
+                 "metadata": {"title": f"Reel {k + 1}"}}
+                for k in range(chapters)
+            ])
         video = out.add_stream(codec, rate=25)
         video.width, video.height = size
         video.pix_fmt = pix_fmt
         video.time_base = Fraction(1, 1000)
+        if timecode is not None:
+            video.metadata["timecode"] = timecode
         cc = video.codec_context
         cc.time_base = Fraction(1, 1000)
         cc.color_primaries = colorspace

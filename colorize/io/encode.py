@@ -213,6 +213,9 @@ class MediaWriter:
         self._tb = info.time_base or Fraction(1, 1) / fps
         self._fps = fps
         with av.open(str(info.path), metadata_errors="replace") as inp:
+            chapters = inp.chapters()
+            if chapters:  # reel/scene markers of archival masters
+                out.set_chapters(chapters)
             order = [(s.index, s) for s in inp.streams]
             for index, s in order:
                 if index == info.video_index:

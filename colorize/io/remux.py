@@ -64,16 +64,37 @@ def holding_containers(codec: str) -> list[str]:
     return out
 
 
+def _is_chapter_track(stream) -> bool:
+    """QuickTime stores chapters as a text track; the muxer rebuilds it from the chapter list, so
+    copying it too would duplicate it. Recognised by its sample table alone (no demux pass): one
+    sample at the start of every chapter."""
+    container = stream.container
+    if stream.type not in ("subtitle", "data") or "mov" not in container.format.name:
+        return False
+    chapters = container.chapters()
+    if not chapters:
+        return False
+    try:
+        entries = stream.index_entries
+        times = sorted(round(float(e.timestamp * stream.time_base), 3) for e in entries)
+    except (AttributeError, TypeError):
+        return False
+    starts = sorted(round(float(c["start"] * c["time_base"]), 3) for c in chapters)
+    return times == starts
+
+
 def is_copied(stream, video_index: int) -> bool:
     """Every stream but the one we colourize and those the muxer regenerates."""
     if stream.index == video_index:
         return False
+    if _is_chapter_track(stream):
+        return False
     if stream.type == "data" and _codec_name(stream) in _REGENERATED_DATA:
         return False
     if stream.type == "data" and (stream.codec_context is None or stream.codec_context.name is None):
-        tags = dict(stream.metadata)
-        if tags.get("handler_name", "").lower().startswith("timecode"):
-            return False
+        tags = {k.lower(): v for k, v in stream.metadata.items()}
+        if "timecode" in tags or tags.get("handler_name", "").lower().startswith("timecode"):
+            return False  # a tmcd track: rebuilt by the muxer from the video stream's timecode tag
     return True
 
 

@@ -135,3 +135,28 @@ def test_source_colour_tags_drive_the_matrix(tmp_path):
     assert (after.colorspace, after.color_range) == ("smpte170m", "pc") == (before.colorspace, before.color_range)
     got = _flat_ab(tmp_path / "sd_out.mkv", after)
     assert (got - torch.tensor(AB).view(2, 1)).abs().mean() < 2.0
+
+
+@pytest.mark.parametrize("container", ["mov", "mkv", "mp4"])
+def test_timecode_and_chapters_are_kept(tmp_path, container):
+    import av
+
+    src = make_clip(tmp_path / f"tc.{container}", container, frames=6, timecode="10:00:00:00", chapters=2,
+                    subtitles=True)
+    dst = tmp_path / f"tc_out.{container}"
+    before, after = colorize_file(src, dst)
+
+    def timecode(info):
+        tags = {**info.metadata, **info.video_metadata}
+        return {k.lower(): v for k, v in tags.items()}.get("timecode")
+
+    assert timecode(before) == timecode(after) == "10:00:00:00"
+    # QuickTime keeps timecode and chapters in tracks of their own: rebuilt once, not copied twice.
+    assert [s.kind for s in after.streams] == [s.kind for s in before.streams]
+
+    def chapters(path):
+        with av.open(str(path)) as c:
+            return [(ch["start"] * ch["time_base"], ch["metadata"].get("title")) for ch in c.chapters()]
+
+    assert chapters(src) == chapters(dst) and len(chapters(dst)) == 2
+    assert read_packets(dst, "subtitle") == read_packets(src, "subtitle")
