@@ -391,16 +391,18 @@ class SelfRegFamily:
         # Temporal regularization of f (eq. 3) along the batch's flow, and g on the same pairs (eq. 5).
         seq = pred.view(b, t, d * 2, h, w)
         l_seq = l.view(b, t, 1, h, w)
+        # g sees one output pair per sample, a random head each step: over training it is trained
+        # on every head (the paper trains g "on each pair of output") at 1/d of the cost.
+        head = torch.randint(d, (b,), generator=gen).to(lab.device)
+        pick = lambda x: x.view(b, d, 2, h, w)[torch.arange(b, device=lab.device), head]  # noqa: E731
         temporal, refine = 0.0, 0.0
         for i in range(t - 1):
             flow, valid = batch.flow[:, i], batch.valid[:, i]
             temporal = temporal + losses.temporal_loss(seq[:, i + 1], seq[:, i], flow, valid)
-            ab_s = seq[:, i + 1].detach().reshape(b * d, 2, h, w) * AB_SCALE
-            ab_t = seq[:, i].detach().reshape(b * d, 2, h, w) * AB_SCALE
-            rep = lambda x: x.repeat_interleave(d, 0)  # noqa: E731 - one output pair per sample and head
-            refined = net.refine(ab_s, ab_t, rep(l_seq[:, i + 1]), rep(l_seq[:, i]), rep(flow), rep(valid))
-            target = rep(lab[:, i + 1, 1:]) / AB_SCALE
-            refine = refine + losses.masked_l1(refined / AB_SCALE, target)
+            ab_s = pick(seq[:, i + 1].detach()) * AB_SCALE
+            ab_t = pick(seq[:, i].detach()) * AB_SCALE
+            refined = net.refine(ab_s, ab_t, l_seq[:, i + 1], l_seq[:, i], flow, valid)
+            refine = refine + losses.masked_l1(refined / AB_SCALE, lab[:, i + 1, 1:] / AB_SCALE)
         temporal = temporal / (t - 1)
         refine = refine / (t - 1)
 
