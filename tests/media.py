@@ -55,6 +55,8 @@ def fill_frame(frame: av.VideoFrame, y_plane: np.ndarray, mid: int) -> None:
 
 
 def _subtitle_payload(codec: str, text: str) -> bytes:
+    if codec == "ass":  # Matroska's ASS block: ReadOrder,Layer,Style,Name,MarginL,MarginR,MarginV,Effect,Text
+        text = f"0,0,Default,,0,0,0,,{text}"
     data = text.encode("utf-8")
     return struct.pack(">H", len(data)) + data if codec == "mov_text" else data
 
@@ -78,6 +80,8 @@ def make_clip(
     faststart: bool = False,
     timecode: str | None = None,
     chapters: int = 0,
+    subtitle_codec: str | None = None,
+    attachment: bytes | None = None,
 ) -> Path:
     """Write a test clip and return its path.
 
@@ -103,6 +107,8 @@ def make_clip(
                  "metadata": {"title": f"Reel {k + 1}"}}
                 for k in range(chapters)
             ])
+        if attachment is not None:
+            out.add_attachment("ArchiveSans.ttf", "font/ttf", attachment)
         video = out.add_stream(codec, rate=25)
         video.width, video.height = size
         video.pix_fmt = pix_fmt
@@ -127,8 +133,9 @@ def make_clip(
             a.metadata["title"] = f"track {i}"
             audio.append(a)
         sub = None
+        sub_codec = subtitle_codec or _SUBTITLE_CODEC[container]
         if subtitles:
-            sub = out.add_mux_stream(_SUBTITLE_CODEC[container])
+            sub = out.add_mux_stream(sub_codec)
             sub.time_base = Fraction(1, 1000)
             sub.metadata["language"] = "eng"
 
@@ -174,7 +181,7 @@ def make_clip(
                 out.mux(p)
         if sub is not None:
             for j, start in enumerate(range(0, t_ms, 200)):
-                pkt = av.Packet(_subtitle_payload(_SUBTITLE_CODEC[container], f"line {j}"))
+                pkt = av.Packet(_subtitle_payload(sub_codec, f"line {j}"))
                 pkt.pts = pkt.dts = start
                 pkt.duration = 150
                 pkt.time_base = Fraction(1, 1000)

@@ -160,3 +160,34 @@ def test_timecode_and_chapters_are_kept(tmp_path, container):
 
     assert chapters(src) == chapters(dst) and len(chapters(dst)) == 2
     assert read_packets(dst, "subtitle") == read_packets(src, "subtitle")
+
+
+def test_ass_subtitles_and_font_attachment_in_matroska(tmp_path):
+    import av
+
+    font = bytes(range(256)) * 8
+    src = make_clip(tmp_path / "ass.mkv", "mkv", frames=8, subtitles=True, subtitle_codec="ass", attachment=font,
+                    audio_tracks=1)
+    dst = tmp_path / "ass_out.mkv"
+    before, after = colorize_file(src, dst)
+    assert [s.codec for s in after.streams if s.kind == "subtitle"] == [
+        s.codec for s in before.streams if s.kind == "subtitle"] == ["ssa"]  # Matroska's S_TEXT/SSA
+    assert read_packets(dst, "subtitle") == read_packets(src, "subtitle")
+    assert read_packets(dst, "audio") == read_packets(src, "audio")
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        (att,) = [s for s in b.streams if s.type == "attachment"]
+        assert bytes(att.data) == font and att.name == "ArchiveSans.ttf"
+
+
+@pytest.mark.parametrize("pix_fmt,expect", [("gray", "yuv420p"), ("yuv444p", "yuv444p"), ("yuv422p", "yuv422p")])
+def test_other_pixel_formats_and_odd_sizes_keep_luma(tmp_path, pix_fmt, expect):
+    src = make_clip(tmp_path / f"{pix_fmt}.mkv", "mkv", size=(67, 39), frames=3, codec="ffv1", pix_fmt=pix_fmt,
+                    color_range=2 if pix_fmt == "gray" else 1)
+    dst = tmp_path / f"{pix_fmt}_out.mkv"
+    before, after = colorize_file(src, dst, EncodeOptions(codec="ffv1"))
+    assert after.pix_fmt == expect and (after.width, after.height) == (67, 39)
+    _, y_in, _ = read_video(src)
+    _, y_out, _ = read_video(dst)
+    assert all(np.array_equal(a, b) for a, b in zip(y_in, y_out))
+    got = _flat_ab(dst, after)
+    assert (got - torch.tensor(AB).view(2, 1)).abs().mean() < 2.0
