@@ -70,7 +70,7 @@ def _codec_ok(ctx, param, value):
     short_help="Colourize videos and stills.",
 )
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--output", type=click.Path(), default=None,
               help="Output file, or folder for several inputs / a folder input (subfolders mirrored). "
                    "Default: <name>_colorized.<ext> beside each input.")
 @model_option()

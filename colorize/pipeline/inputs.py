@@ -68,17 +68,19 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def plan_jobs(inputs: list[Path], output: Path | None, codec: str | None) -> list[Job]:
+def plan_jobs(inputs: list[Path], output: Path | str | None, codec: str | None) -> list[Job]:
+    """``output`` may be a str so that a trailing "/" (meaning: a folder) survives."""
     from colorize.io import MediaError, output_path_for, probe
 
     if not inputs:
         raise UsageError("no input given")
+    trailing_sep = output is not None and str(output).endswith((os.sep, "/"))
+    output = Path(output) if output is not None else None
     output_is_dir = output is not None and (
-        len(inputs) > 1
-        or any(p.is_dir() for p in inputs)
-        or output.is_dir()
-        or str(output).endswith((os.sep, "/"))
+        len(inputs) > 1 or any(p.is_dir() for p in inputs) or output.is_dir() or trailing_sep
     )
+    if output is not None and not output_is_dir and output.suffix == "":
+        raise UsageError(f"-o {output}: give the output file an extension (.mp4, .mkv, ...) or end a folder with /")
     pairs: list[tuple[Path, Path | None]] = []  # (file, folder it was found under, for mirroring)
     for given in inputs:
         if given.is_dir():

@@ -110,6 +110,12 @@ class Runner:
             )
         except WeightsError as exc:
             raise ModelError(str(exc)) from exc
+        except TypeError as exc:
+            options = self.config.model_options()
+            if not options or "argument" not in str(exc):
+                raise
+            names = ", ".join("--" + k.replace("_", "-") for k in options)
+            raise UsageError(f"model {self.info.name!r} does not take {names}") from exc
         if model.num_outputs != self.config.diverse:
             raise ModelError(
                 f"model {self.info.name!r} gives {model.num_outputs} output(s) per frame, "

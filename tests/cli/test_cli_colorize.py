@@ -276,3 +276,27 @@ def test_output_location_not_writable(tmp_path, fake, clip):
         ro.chmod(0o555)
         r = invoke(clip, "--model", "fake", "--device", "cpu", "-o", ro / "out.mp4")
         assert r.exit_code == 1 and "not writable" in one_line_error(r)
+
+
+def test_output_folder_by_trailing_slash_and_extensionless_output(tmp_path, fake, clip):
+    r = invoke(clip, "--model", "fake", "--device", "cpu", "-o", str(tmp_path / "new") + "/", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "new" / "film_colorized.mp4").exists()
+    r = invoke(clip, "--model", "fake", "--device", "cpu", "-o", tmp_path / "noext")
+    assert r.exit_code == 2 and "extension" in r.stderr
+
+
+def test_model_option_the_model_does_not_take_is_usage_error(tmp_path, monkeypatch, clip):
+    from colorize.models import registry
+    from colorize.models.base import ModelInfo
+    from tests.pipeline.fakes import FakeColorizer
+
+    info = ModelInfo(name="strict", summary="-", paper="-", size_multiple=16, default_render_size=32)
+
+    def builder(device, dtype, weights=None):  # takes no model options at all
+        return FakeColorizer(info, device)
+
+    registry._ensure_loaded()
+    monkeypatch.setitem(registry._REGISTRY, "strict", registry._Entry(info, builder))
+    r = invoke(clip, "--model", "strict", "--device", "cpu", "--refine-passes", "2")
+    assert r.exit_code == 2 and "does not take --refine-passes" in r.stderr
