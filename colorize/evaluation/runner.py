@@ -12,7 +12,10 @@ Per clip (and as the mean over clips):
 * PSNR (RGB, dB) of the output and of the grey input vs the original (mean of per-frame PSNRs),
 * colourfulness ratio output / original (Hasler–Süsstrunk, ratio of the per-clip means),
 * flicker ratio: ab warp error of the output / of the original, along DIS flow of the original,
-  occlusion-masked (:mod:`colorize.evaluation.metrics`),
+  occlusion-masked (:mod:`colorize.evaluation.metrics`); and the same ratio with each warp error
+  divided by the mean chroma |ab| of its own frames (``flicker_ratio_relative``), because a
+  washed-out output also changes less in absolute terms: a grey output has flicker ratio 0,
+  and a half-strength copy of the true colours 0.5 but relative ratio 1,
 * colour accuracy of the CNN report (share of pixels with a and b within 2% of the ab range),
 * with a reference: the reference distance (Hellinger distance of ab histograms; lower = more
   faithful) of the output and, for scale, of the original,
@@ -94,6 +97,8 @@ class ClipResult:
     colourfulness_original: float
     flicker_output: float  # mean ab warp error
     flicker_original: float
+    chroma_output: float  # mean |ab| over the same pixels as the warp error
+    chroma_original: float
     accuracy: float
     fps: float
     reference_distance_output: float | None = None
@@ -113,12 +118,20 @@ class ClipResult:
     def flicker_ratio(self) -> float:
         return _ratio(self.flicker_output, self.flicker_original)
 
+    @property
+    def flicker_ratio_relative(self) -> float:
+        """Flicker ratio with each warp error relative to its own mean chroma; NaN for grey output."""
+        if not (self.chroma_output > 0 and self.chroma_original > 0):
+            return math.nan
+        return _ratio(self.flicker_output / self.chroma_output, self.flicker_original / self.chroma_original)
+
     def summary(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if not k.endswith("_per_frame")}
         d.update(
             psnr_gain=self.psnr_gain,
             colourfulness_ratio=self.colourfulness_ratio,
             flicker_ratio=self.flicker_ratio,
+            flicker_ratio_relative=self.flicker_ratio_relative,
         )
         return {k: _finite_or_none(v) for k, v in d.items()}
 
@@ -129,6 +142,7 @@ _MEAN_KEYS = (
     "psnr_gain",
     "colourfulness_ratio",
     "flicker_ratio",
+    "flicker_ratio_relative",
     "accuracy",
     "reference_distance_output",
     "reference_distance_original",
@@ -199,7 +213,7 @@ def _fmt(v, spec: str) -> str:
 def format_report(report: EvalReport) -> str:
     """A plain-text table: one row per clip and the mean."""
     has_ref = any(c.reference_distance_output is not None for c in report.clips)
-    cols = ["clip", "frames", "PSNR", "grey", "gain", "colourful", "flicker", "acc", "fps"]
+    cols = ["clip", "frames", "PSNR", "grey", "gain", "colourful", "flicker", "flk/chroma", "acc", "fps"]
     if has_ref:
         cols += ["ref dist", "orig dist"]
 
@@ -212,6 +226,7 @@ def format_report(report: EvalReport) -> str:
             _fmt(d["psnr_gain"], "+.2f"),
             _fmt(d["colourfulness_ratio"], ".3f"),
             _fmt(d["flicker_ratio"], ".3f"),
+            _fmt(d["flicker_ratio_relative"], ".3f"),
             _fmt(d["accuracy"], ".3f"),
             _fmt(d["fps"], ".2f"),
         ]
@@ -236,7 +251,7 @@ def format_report(report: EvalReport) -> str:
     out += [line(["-" * w for w in widths]), line(rows[-1])]
     out.append(
         "PSNR in dB (RGB, output and grey input vs original); colourful = colourfulness output/original; "
-        "flicker = ab warp error output/original; acc = share of pixels with a, b within 2% of range"
+        "flicker = ab warp error output/original (flk/chroma: each relative to its mean |ab|); acc = share of pixels with a, b within 2% of range"
         + ("; ref dist = ab-histogram Hellinger distance to the reference (lower = more faithful)" if has_ref else "")
     )
     out += [f"note: {n}" for n in report.notes]
@@ -367,6 +382,7 @@ class _ClipAccumulator:
         self.sum_acc = 0.0
         self.warp_out = self.warp_orig = 0.0
         self.warp_count = 0
+        self.chroma_out = self.chroma_orig = 0.0
         self.hist_out = self.hist_orig = None
         self.prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # grey, ab_out, ab_orig
 
@@ -399,6 +415,8 @@ class _ClipAccumulator:
             self.warp_out += e_out
             self.warp_orig += e_orig
             self.warp_count += count
+            self.chroma_out += float(np.sqrt((ab_out_np**2).sum(0))[mask].sum(dtype=np.float64))
+            self.chroma_orig += float(np.sqrt((ab_orig_np**2).sum(0))[mask].sum(dtype=np.float64))
         self.prev = (frame.grey, ab_out_np, ab_orig_np)
         self.n += 1
 
@@ -568,6 +586,8 @@ def _evaluate_clip(
         colourfulness_original=acc.sum_cf_orig / scored,
         flicker_output=acc.warp_out / acc.warp_count if acc.warp_count else math.nan,
         flicker_original=acc.warp_orig / acc.warp_count if acc.warp_count else math.nan,
+        chroma_output=acc.chroma_out / acc.warp_count if acc.warp_count else math.nan,
+        chroma_original=acc.chroma_orig / acc.warp_count if acc.warp_count else math.nan,
         accuracy=acc.sum_acc / scored,
         fps=frames / model_seconds if model_seconds > 0 else math.inf,
         reference_distance_output=hist_distance(acc.hist_out, acc.ref_hist) if acc.hist_out is not None else None,

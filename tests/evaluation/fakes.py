@@ -64,12 +64,13 @@ class FakeColorizer(StreamColorizer):
         self.references: list[torch.Tensor] = []
         self.pushed_shapes: list[tuple[int, ...]] = []
         self.resets = 0
+        self.scale = 1.0  # multiplies the returned chroma
 
     def _ab(self, index: int, l: torch.Tensor) -> torch.Tensor:
         if self.truth is None:
             return torch.zeros(1, 2, *l.shape[-2:])
         ab = self.truth[index][:, 1:]
-        return F.interpolate(ab, size=l.shape[-2:], mode="area")
+        return self.scale * F.interpolate(ab, size=l.shape[-2:], mode="area")
 
     def push(self, index, l):
         assert l.dim() == 3 and l.shape[0] == 1 and 0 <= float(l.min()) and float(l.max()) <= 100

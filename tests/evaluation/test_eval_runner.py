@@ -63,12 +63,22 @@ def test_true_colours_score_high_and_stable(clip_dir):
         assert c.psnr_output > 45 and c.psnr_gain > 20
         assert c.colourfulness_ratio == pytest.approx(1.0, abs=0.01)
         assert c.flicker_ratio == pytest.approx(1.0, abs=0.01)
+        assert c.flicker_ratio_relative == pytest.approx(1.0, abs=0.01)
         assert c.accuracy > 0.999
         assert c.fps > 0
         assert len(c.psnr_per_frame) == c.frames
     mean = report.mean()
     assert mean["psnr_gain"] == pytest.approx(sum(c.psnr_gain for c in report.clips) / 2)
     assert mean["frames"] == 11
+
+
+def test_half_strength_colours_flicker_half_but_not_relatively(clip_dir):
+    fake = _oracle(clip_dir)
+    fake.scale = 0.5
+    for c in evaluate(fake, find_clips([clip_dir])).clips:
+        assert c.flicker_ratio == pytest.approx(0.5, abs=0.01)
+        assert c.flicker_ratio_relative == pytest.approx(1.0, abs=0.01)
+        assert c.colourfulness_ratio < 0.7
 
 
 def test_zero_chroma_equals_the_grey_input(clip_dir):
@@ -79,6 +89,7 @@ def test_zero_chroma_equals_the_grey_input(clip_dir):
         assert c.psnr_grey < 30  # the clip is colourful: grey is far from it
         assert c.colourfulness_ratio == pytest.approx(0.0, abs=1e-3)
         assert c.flicker_output == 0.0 and c.flicker_original > 0
+        assert math.isnan(c.flicker_ratio_relative)
         assert c.accuracy < 0.5
     assert fake.pushed_shapes[0] == (1, 48, 64)  # default render size, multiple of 16
 
