@@ -72,3 +72,12 @@ def test_module_equals_function():
     ab = torch.randn(1, 2, 6, 8)
     l = torch.rand(1, 1, 24, 32) * 100
     assert torch.equal(ABUpsampler(radius=2, eps=1e-2)(ab, l), upsample_ab(ab, l, radius=2, eps=1e-2))
+
+
+def test_given_low_res_l_matches_computed_one():
+    ab = torch.randn(1, 2, 10, 12)
+    l = torch.rand(1, 1, 40, 48) * 100
+    l_low = F.interpolate(l, size=(10, 12), mode="area")
+    assert torch.allclose(upsample_ab(ab, l, l_low=l_low), upsample_ab(ab, l), atol=1e-5)
+    with pytest.raises(ValueError):
+        upsample_ab(ab, l, l_low=l_low[..., :5])
