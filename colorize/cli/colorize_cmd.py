@@ -31,7 +31,8 @@ class _ColorizeCommand(click.Command):
             formatter.write_dl(rows or [("(none)", "no model families are installed")])
         with formatter.section("Other commands"):
             formatter.write_dl([
-                ("colorize models", "list the models, their weights and whether they load"),
+                ("colorize models", "list the models, their weights and whether they load "
+                 "(also: colorize --list-models)"),
                 ("colorize train --help", "train a model on folders of colour photos and clips"),
                 ("colorize eval --help", "measure a model on folders of colour clips"),
             ])
@@ -62,6 +63,14 @@ def _codec_ok(ctx, param, value):
     if codec.type != "video":
         raise click.BadParameter(f"{value!r} is not a video encoder")
     return value
+
+
+def _list_models(ctx, param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from colorize.cli.models_cmd import report_models
+
+    ctx.exit(report_models())
 
 
 @click.command(
@@ -99,6 +108,8 @@ def _codec_ok(ctx, param, value):
              "model, weights_sha256, error).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; errors only.")
 @debug_option
+@click.option("--list-models", is_flag=True, is_eager=True, expose_value=False, callback=_list_models,
+              help="List the models (same as `colorize models`, whatever files are in this folder) and exit.")
 @click.version_option(package_name="colorize", message="%(prog)s %(version)s")
 def colorize_command(inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
                      diverse, pick, refine_passes, overwrite, as_json, quiet, debug):

@@ -24,6 +24,17 @@ from colorize.cli.train_cmd import call_lazily
 @debug_option
 def eval_command(model, dirs, ref_mode, max_frames, weights, device, as_json, debug) -> None:
     """Measure MODEL on folders of colour clips: PSNR, colourfulness, flicker, accuracy, fps."""
-    sys.exit(call_lazily("colorize.evaluation", "cli_eval", "eval", debug, model=model, dirs=tuple(dirs),
+    sys.exit(call_lazily("colorize.cli.eval_cmd", "run_and_print", "eval", debug, model=model, dirs=tuple(dirs),
                          ref_mode=ref_mode, max_frames=max_frames, weights=weights, device=device,
                          json=as_json))
+
+
+def run_and_print(json: bool = False, **kwargs) -> int:
+    """Run ``cli_eval`` (which returns the report and prints nothing) and print the report."""
+    import json as json_module
+
+    from colorize.evaluation import cli_eval, format_report
+
+    report = cli_eval(json=json, **kwargs)
+    click.echo(json_module.dumps(report.as_dict(), indent=2) if json else format_report(report))
+    return 0

@@ -70,6 +70,11 @@ def _fmt_size(n) -> str:
 def models_command(as_json: bool, no_load: bool) -> None:
     """List the registered models: weights file, size, sha256, parameters, training data,
     evaluation figures, and whether each one loads."""
+    sys.exit(report_models(as_json, no_load))
+
+
+def report_models(as_json: bool = False, no_load: bool = False) -> int:
+    """Print the models table (or JSON lines); 1 when a model with shipped weights fails to load."""
     from colorize.models.registry import get_model_info, list_models
     from colorize.pipeline.config import DEFAULT_AUTO_MODEL, DEFAULT_REFERENCE_MODEL
 
@@ -112,4 +117,4 @@ def models_command(as_json: bool, no_load: bool) -> None:
             )
         Console(width=max(100, Console().width)).print(table)
     failing = [r for r in rows if r.get("loads") is False and r["weights"].get("file")]
-    sys.exit(EXIT_FAILED if failing else EXIT_OK)
+    return EXIT_FAILED if failing else EXIT_OK

@@ -84,7 +84,6 @@ def test_python_dash_m_entry_point():
 
 
 def test_input_named_like_a_subcommand_is_an_input(tmp_path, fake):
-    make_clip(tmp_path / "models", frames=3, audio=False) if False else None
     # a folder named "train" holding a clip, and a file literally named "models"
     (tmp_path / "train").mkdir()
     make_clip(tmp_path / "train" / "a.mp4", frames=3, audio=False)
@@ -96,6 +95,9 @@ def test_input_named_like_a_subcommand_is_an_input(tmp_path, fake):
     r = invoke("models", "--model", "fake", "--device", "cpu", "-o", "out.mkv", "--json", cwd=tmp_path)
     assert r.exit_code == 0, r.stderr
     assert (tmp_path / "out.mkv").exists()
+    # --list-models works whatever files are here
+    r = invoke("--list-models", cwd=tmp_path)
+    assert "fake" in r.stdout and "sha256" in r.stdout
     # where no such path exists, the names are the subcommands
     r = invoke("models", "--no-load", "--json", cwd=tmp_path / "train")
     assert r.exit_code == 0, r.stderr
