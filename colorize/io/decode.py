@@ -11,7 +11,7 @@ import av
 import numpy as np
 
 from colorize.io.errors import MediaError, describe_av_error
-from colorize.io.probe import MediaInfo, pick_video_stream, video_duration
+from colorize.io.probe import MediaInfo, pick_video_stream, stream_duration
 
 # Matrix names that swscale understands, keyed by our colorspace names.
 _SWS_MATRIX = {"bt709": "ITU709", "fcc": "FCC", "bt470bg": "ITU601", "smpte170m": "ITU601",
@@ -95,18 +95,24 @@ def iter_frames(path: Path, info: MediaInfo) -> Iterator[SourceFrame]:
         except av.FFmpegError as err:
             raise MediaError(f"corrupt or truncated video at frame {index} ({describe_av_error(err)})", path) from err
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        _check_complete(path, info, index, last_time, video_duration(stream, container), start)
+        _check_complete(path, info, index, last_time, stream_duration(stream), start)
 
 
 def _check_complete(path: Path, info: MediaInfo, decoded: int, last_time, duration_s, start: float) -> None:
+    """A truncated file decodes "successfully" but stops early: compare with what the header says.
+
+    The frame count alone is not trusted when the stream's duration says otherwise (an edit list
+    may hide leading frames), and the duration alone is used only without a count (Matroska).
+    """
     if decoded == 0:
         raise MediaError("the video stream has zero frames", path)
-    if info.frames and decoded < info.frames:
+    short_time = False
+    if duration_s and last_time is not None:
+        slack = 3 / float(info.fps or 25) + 0.1
+        short_time = float(last_time) - start + slack < duration_s
+    if info.frames and decoded < info.frames and (short_time or not duration_s):
         raise MediaError(f"truncated or corrupt: decoded {decoded} of {info.frames} frames", path)
-    if info.frames is None and duration_s and last_time is not None and info.fps:
-        # No frame count in the header (Matroska): the last frame must reach the stated duration.
-        slack = 3 / float(info.fps) + 0.1
-        if float(last_time) - start + slack < duration_s:
-            raise MediaError(
-                f"truncated or corrupt: video stops at {float(last_time):.2f}s of {duration_s:.2f}s", path
-            )
+    if info.frames is None and short_time:
+        raise MediaError(
+            f"truncated or corrupt: video stops at {float(last_time) - start:.2f}s of {duration_s:.2f}s", path
+        )

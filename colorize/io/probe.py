@@ -118,13 +118,18 @@ def _duration_from_tags(tags: dict[str, str]) -> float | None:
     return None
 
 
-def video_duration(stream, container) -> float | None:
-    """The video stream's own duration in seconds, when the file says."""
+def stream_duration(stream) -> float | None:
+    """The stream's own duration in seconds, when the file states it."""
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
-    tagged = _duration_from_tags(dict(stream.metadata))
-    if tagged is not None:
-        return tagged
+    return _duration_from_tags(dict(stream.metadata))
+
+
+def video_duration(stream, container) -> float | None:
+    """The video stream's duration, else the container's (which may include longer audio)."""
+    own = stream_duration(stream)
+    if own is not None:
+        return own
     if container.duration is not None:
         return container.duration / 1_000_000
     return None
