@@ -132,44 +132,46 @@ def _err(text: str) -> None:
 
 def run_colorize(*, inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
                  diverse, pick, refine_passes, overwrite, as_json, quiet, debug) -> int:
+    """Everything the command does, returning the exit code (library errors -> messages here)."""
+    import torch
+
     from colorize.cli.progress import make_reporter
+    from colorize.pipeline import events as ev
     from colorize.pipeline.device import cpu_threads
     from colorize.pipeline.errors import ModelError, UsageError
     from colorize.pipeline.inputs import plan_jobs
     from colorize.pipeline.runner import Runner
 
-    import torch
-
-    def fail_usage(exc: BaseException) -> int:
+    def fail(exc: BaseException, code: int, prefix: str = "") -> int:
         if debug:
-            traceback.print_exc()
-        _err(str(exc))
-        return EXIT_USAGE
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
+        text = str(exc).strip().splitlines()
+        _err(prefix + (text[0] if text else type(exc).__name__))
+        return code
 
+    reporter = None
+    current: ev.FileStarted | None = None
+    failed = 0
     try:
-        config = RunConfig(
-            model=model or default_model_name(bool(refs)), weights=weights, references=tuple(refs),
-            device=device, render_size=render_size, codec=codec, crf=crf, preset=preset,
-            diverse=diverse, pick=pick, refine_passes=refine_passes, overwrite=overwrite,
-        )
-        reporter = make_reporter(quiet or False)
-        runner = Runner(config, on_event=reporter)
+        try:
+            config = RunConfig(
+                model=model or default_model_name(bool(refs)), weights=weights, references=tuple(refs),
+                device=device, render_size=render_size, codec=codec, crf=crf, preset=preset,
+                diverse=diverse, pick=pick, refine_passes=refine_passes, overwrite=overwrite,
+            )
+            runner = Runner(config)
+            jobs = plan_jobs(inputs, output, codec)
+        except (UsageError, ValueError) as exc:
+            return fail(exc, EXIT_USAGE)
         if runner.device.type == "cpu":
             torch.set_num_threads(cpu_threads())
-        jobs = plan_jobs(inputs, output, codec)
-    except (UsageError, ValueError) as exc:
-        return fail_usage(exc)
+        reporter = make_reporter(quiet)
 
-    failed = 0
-    current = None
-    try:
-        from colorize.pipeline import events as ev
-
-        def track(event, _inner=reporter):
+        def track(event) -> None:
             nonlocal current
             if isinstance(event, ev.FileStarted):
                 current = event
-            _inner(event)
+            reporter(event)
 
         runner.on_event = track
         for result in runner.run(jobs):
@@ -177,25 +179,30 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
             if not result.ok:
                 failed += 1
                 reporter.message(f"colorize: error: {result.error}")
-                exc = getattr(result, "exception", None)
-                if debug and exc is not None:
+                if debug and result.exception is not None:
+                    exc = result.exception
                     traceback.print_exception(type(exc), exc, exc.__traceback__)
             if as_json:
                 click.echo(json.dumps(result.as_json()))
     except KeyboardInterrupt:
-        reporter.close()
+        if reporter is not None:
+            reporter.close()
         _err("interrupted; the output being written was removed, finished outputs are kept")
         if as_json and current is not None:
             click.echo(json.dumps({"input": str(current.input), "output": str(current.output),
                                    "status": "interrupted", "frames": 0, "seconds": 0.0,
-                                   "model": config.model, "weights_sha256": None,
-                                   "error": "interrupted"}))
+                                   "model": model or default_model_name(bool(refs)),
+                                   "weights_sha256": None, "error": "interrupted"}))
         return EXIT_INTERRUPTED
-    except (ModelError, UsageError) as exc:
+    except UsageError as exc:
         reporter.close()
-        if debug:
-            traceback.print_exc()
-        _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED
+        return fail(exc, EXIT_USAGE)
+    except ModelError as exc:
+        reporter.close()
+        return fail(exc, EXIT_FAILED)
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line unless --debug
+        if reporter is not None:
+            reporter.close()
+        return fail(exc, EXIT_FAILED, prefix=f"internal error ({type(exc).__name__}): ")
     reporter.close()
     return EXIT_FAILED if failed else EXIT_OK

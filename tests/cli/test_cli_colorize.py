@@ -119,7 +119,11 @@ def test_train_and_eval_call_the_library_lazily(monkeypatch, tmp_path, fake):
 
     calls = {}
     monkeypatch.setattr(training, "cli_train", lambda **kw: calls.setdefault("train", kw) and 0, raising=False)
-    monkeypatch.setattr(evaluation, "cli_eval", lambda **kw: calls.setdefault("eval", kw) and 0, raising=False)
+    class Report:
+        def as_dict(self):
+            return {"mean": {"psnr": 30.0}}
+
+    monkeypatch.setattr(evaluation, "cli_eval", lambda **kw: calls.setdefault("eval", kw) and Report(), raising=False)
     r = invoke("train", "--model", "fake", "--data", tmp_path, "--steps", "5", "--resume", "--batch", "4",
                "--size", "64", "--out", tmp_path / "ck")
     assert r.exit_code == 0, r.stderr
@@ -128,6 +132,7 @@ def test_train_and_eval_call_the_library_lazily(monkeypatch, tmp_path, fake):
     r = invoke("eval", "--model", "fake", tmp_path, "--ref-mode", "first-frame", "--max-frames", "9", "--json")
     assert r.exit_code == 0, r.stderr
     assert calls["eval"]["dirs"] == (tmp_path,) and calls["eval"]["max_frames"] == 9 and calls["eval"]["json"]
+    assert json.loads(r.stdout) == {"mean": {"psnr": 30.0}}
     monkeypatch.delattr(training, "cli_train")
     r = invoke("train", "--model", "fake", "--data", tmp_path)
     assert r.exit_code == 1 and "not available" in one_line_error(r)
