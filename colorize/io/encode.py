@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import threading
 import weakref
 from dataclasses import dataclass
 from fractions import Fraction
@@ -172,6 +173,9 @@ class MediaWriter:
         self._copier = None
         self._video = None
         self._closed = False
+        # write() may run in an encoder thread while Ctrl-C makes the main thread abort(): the
+        # lock makes abort wait for the frame in flight instead of closing FFmpeg under it.
+        self._lock = threading.RLock()
         if _same_file(Path(info.path), self.final_path):
             raise MediaError("the output would overwrite the input; choose another output", self.final_path)
         folder = self.final_path.parent
@@ -253,6 +257,10 @@ class MediaWriter:
     def write(self, src: SourceFrame, ab: np.ndarray, l: np.ndarray | None = None) -> None:
         """Add one frame: ``ab`` float32 H x W x 2 at full resolution. ``l`` (optional, (H, W) or
         (1, H, W) L of ``src.rgb``) saves recomputing it."""
+        with self._lock:
+            self._write_locked(src, ab, l)
+
+    def _write_locked(self, src: SourceFrame, ab: np.ndarray, l) -> None:
         if self._closed:
             raise MediaError("write after commit/abort", self.final_path)
         try:
@@ -341,6 +349,10 @@ class MediaWriter:
     # --------------------------------------------------------------------------- finishing
     def commit(self) -> None:
         """Flush, close, fsync and atomically rename onto ``final_path``."""
+        with self._lock:
+            self._commit_locked()
+
+    def _commit_locked(self) -> None:
         if self._closed:
             raise MediaError("commit after commit/abort", self.final_path)
         try:
@@ -366,7 +378,12 @@ class MediaWriter:
         _fsync_dir(self.final_path.parent)
 
     def abort(self) -> None:
-        """Discard everything written; never touches ``final_path``. Safe to call twice."""
+        """Discard everything written; never touches ``final_path``. Safe to call twice, and from
+        another thread than the one writing."""
+        with self._lock:
+            self._abort_locked()
+
+    def _abort_locked(self) -> None:
         self._closed = True
         for close in (
             getattr(self._container, "close", None),

@@ -187,3 +187,32 @@ def test_iter_frames_is_a_generator_with_flat_memory(tmp_path):
         tracemalloc.stop()
         assert count == frames
     assert peaks[1] < 1.5 * peaks[0] + 200_000, peaks  # six times the frames, not six times the memory
+
+
+def test_abort_from_another_thread_while_writing(film, tmp_path):
+    """Ctrl-C lands in the main thread while an encoder thread writes: abort waits, then cleans up."""
+    import threading
+
+    info = probe(film)
+    frames = list(iter_frames(film, info)) * 5
+    writer = MediaWriter(tmp_path / "o.mkv", info)
+    started, errors = threading.Event(), []
+
+    def encode():
+        try:
+            for src in frames:
+                writer.write(src, _ab(info))
+                started.set()
+        except MediaError as err:
+            errors.append(str(err))
+        finally:
+            started.set()
+
+    worker = threading.Thread(target=encode)
+    worker.start()
+    started.wait(10)
+    writer.abort()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert not writer.temp_path.exists() and not (tmp_path / "o.mkv").exists()
+    assert errors == [] or "after commit/abort" in errors[0]
