@@ -193,8 +193,9 @@ def test_abort_from_another_thread_while_writing(film, tmp_path):
     """Ctrl-C lands in the main thread while an encoder thread writes: abort waits, then cleans up."""
     import threading
 
-    info = probe(film)
-    frames = list(iter_frames(film, info)) * 5
+    long_film = make_clip(tmp_path / "long.mkv", "mkv", frames=40, audio_tracks=1)
+    info = probe(long_film)
+    frames = iter_frames(long_film, info)
     writer = MediaWriter(tmp_path / "o.mkv", info)
     started, errors = threading.Event(), []
 
