@@ -27,6 +27,7 @@ paper work the same way: a foreign reference, or propagation (a coloured frame o
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,6 @@ LEVELS = (4, 8, 16, 32)  # backbone strides used for matching
 LEVEL_DIMS = {4: 32, 8: 48, 16: 64, 32: 64}  # per-level projection widths
 FEAT_DIM = sum(LEVEL_DIMS.values())
 GRID = 8  # stride of the correlation grid
-REF_SHORT_SIDE = 256
 
 
 # ------------------------------------------------------------------------------------- blocks
@@ -268,18 +268,27 @@ class ExemplarNet(nn.Module):
 
 
 def _resize_reference(ref_lab: torch.Tensor, short_side: int) -> torch.Tensor:
-    """Resize so the short side is ``short_side`` (multiples of 8, long side at most 2.5x)."""
+    """Resize, keeping the aspect ratio, so the short side is ``short_side`` (the frames' scale:
+    backbone features are not scale invariant) and the long side at most 3x that; sides are
+    rounded to multiples of the grid."""
     h, w = ref_lab.shape[-2:]
-    s = short_side / min(h, w)
-    nh = max(GRID, int(round(min(h * s, 2.5 * short_side) / GRID)) * GRID)
-    nw = max(GRID, int(round(min(w * s, 2.5 * short_side) / GRID)) * GRID)
+    s = min(short_side / min(h, w), 3 * short_side / max(h, w))
+    nh, nw = (max(2 * GRID, int(round(x * s / GRID)) * GRID) for x in (h, w))
     if (nh, nw) == (h, w):
         return ref_lab
     return F.interpolate(ref_lab, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
 
 
 class ExemplarColorizer(StreamColorizer):
-    """Recurrent exemplar colourizer: grey frames in, chroma out, one frame at a time."""
+    """Recurrent exemplar colourizer: grey frames in, chroma out, one frame at a time.
+
+    The reference is encoded at the scale of the frames it colours (its short side = the frames'
+    short side, unless ``ref_short_side`` fixes it), once: encodings are cached per reference tensor
+    and scale, so scoring several references per shot and then setting the winner costs one
+    encoding each.
+    """
+
+    _CACHE = 8  # encoded references kept
 
     def __init__(
         self,
@@ -289,7 +298,7 @@ class ExemplarColorizer(StreamColorizer):
         device: torch.device,
         dtype: torch.dtype = torch.float32,
         sha256: str | None = None,
-        ref_short_side: int = REF_SHORT_SIDE,
+        ref_short_side: int | None = None,
     ) -> None:
         self.info = info
         self.device = torch.device(device)
@@ -298,38 +307,53 @@ class ExemplarColorizer(StreamColorizer):
         self.backbone = backbone.to(device=self.device, dtype=dtype).eval()
         self.weights_sha256 = sha256
         self.ref_short_side = ref_short_side
-        self._ref: ReferenceCode | None = None
+        self._ref_lab: torch.Tensor | None = None
+        self._codes: OrderedDict = OrderedDict()
         self._prev: torch.Tensor | None = None
 
     # ---------------------------------------------------------------- reference
-    def _check_reference(self, ref_lab: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _check_reference(ref_lab: torch.Tensor) -> None:
         if not isinstance(ref_lab, torch.Tensor) or ref_lab.dim() != 4 or ref_lab.shape[:2] != (1, 3):
             shape = tuple(ref_lab.shape) if isinstance(ref_lab, torch.Tensor) else type(ref_lab).__name__
             raise ValueError(f"reference must be Lab of shape (1, 3, H, W), got {shape}")
-        if min(ref_lab.shape[-2:]) < 16:
+        if min(ref_lab.shape[-2:]) < 2 * GRID:
             raise ValueError(f"reference is too small ({tuple(ref_lab.shape[-2:])}); it needs at least 16 x 16 pixels")
         if not torch.isfinite(ref_lab).all():
             raise ValueError("reference contains NaN or infinite values")
-        return _resize_reference(ref_lab.to(self.device, torch.float32), self.ref_short_side)
 
-    def _encode_reference(self, ref_lab: torch.Tensor) -> ReferenceCode:
-        ref = self._check_reference(ref_lab)
+    def _code(self, ref_lab: torch.Tensor, frame_hw: tuple[int, int]) -> ReferenceCode:
+        short = self.ref_short_side or min(frame_hw)
+        # The tensor itself is kept in the entry, so its storage (and data_ptr) cannot be reused;
+        # _version changes if it is modified in place.
+        key = (ref_lab.data_ptr(), ref_lab._version, tuple(ref_lab.shape), ref_lab.dtype, str(ref_lab.device), short)
+        hit = self._codes.get(key)
+        if hit is not None:
+            self._codes.move_to_end(key)
+            return hit[1]
+        ref = _resize_reference(ref_lab.to(self.device, torch.float32), short)
         feats = self.backbone(ref[:, :1].to(self.dtype), strides=LEVELS, embed=False)
-        return self.net.encode_reference(feats, ref[:, 1:])
+        code = self.net.encode_reference(feats, ref[:, 1:])
+        self._codes[key] = (ref_lab, code)
+        while len(self._codes) > self._CACHE:
+            self._codes.popitem(last=False)
+        return code
 
-    @torch.inference_mode()
     def set_reference(self, ref_lab: torch.Tensor) -> None:
-        """Encode the reference (Lab (1, 3, H, W)) once; later frames reuse it. Keeps temporal state."""
-        self._ref = self._encode_reference(ref_lab)
+        """The colour reference, Lab (1, 3, H, W), any size. Encoded once, at the first frame's
+        scale; later frames reuse it. Temporal state is kept (call :meth:`reset` at a cut)."""
+        self._check_reference(ref_lab)
+        self._ref_lab = ref_lab
 
     @torch.inference_mode()
     def reference_score(self, l: torch.Tensor, ref_lab: torch.Tensor) -> float:
         """Mean best-correlation confidence of grey frame ``l`` (1, H, W) against ``ref_lab``: in
-        [-1, 1], higher is a better match. Does not change the current reference or state."""
+        [-1, 1], higher is a better match. Leaves the current reference and the stream state alone."""
         x = self._check_frame(l)
-        ref = self._encode_reference(ref_lab)
+        self._check_reference(ref_lab)
+        code = self._code(ref_lab, x.shape[-2:])
         fused = self.net.corr(self.backbone(x, strides=LEVELS, embed=False))
-        _, conf = self.net.match(fused, ref)
+        _, conf = self.net.match(fused, code)
         return float(conf.mean())
 
     # ------------------------------------------------------------------- stream
@@ -346,9 +370,10 @@ class ExemplarColorizer(StreamColorizer):
 
     @torch.inference_mode()
     def push(self, index: int, l: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
-        if self._ref is None:
+        if self._ref_lab is None:
             raise RuntimeError("the exemplar model needs a reference: call set_reference() before push()")
         x = self._check_frame(l)
+        code = self._code(self._ref_lab, x.shape[-2:])
         prev = self._prev
         if prev is None or prev.shape[-2:] != x.shape[-2:]:
             prev = torch.zeros(1, 3, *x.shape[-2:], device=self.device, dtype=self.dtype)
@@ -356,7 +381,7 @@ class ExemplarColorizer(StreamColorizer):
         else:
             first = torch.zeros(1, device=self.device)
         feats = self.backbone(x, strides=LEVELS, embed=False)
-        ab, _, _ = self.net(x, feats, self._ref, prev, first)
+        ab, _, _ = self.net(x, feats, code, prev, first)
         self._prev = torch.cat((x, ab), 1)
         return [(index, ab.float())]
 
@@ -385,9 +410,11 @@ INFO = ModelInfo(
 
 @register_model(INFO)
 def build_exemplar(
-    device: torch.device, dtype: torch.dtype = torch.float32, weights=None, ref_short_side: int = REF_SHORT_SIDE
+    device: torch.device, dtype: torch.dtype = torch.float32, weights=None, ref_short_side: int | None = None
 ) -> ExemplarColorizer:
-    """Build the exemplar colourizer with shipped (or given) weights, sha256-checked, strictly loaded."""
+    """Build the exemplar colourizer with shipped (or given) weights, sha256-checked, strictly loaded.
+
+    ``ref_short_side``: encode references at this short side; None = the frames' short side."""
     path, expected = resolve_weights(INFO.name, weights)
     state, digest = load_state(path, expected)
     net = ExemplarNet()

@@ -39,12 +39,12 @@ def backbone():
 @pytest.fixture(scope="module")
 def colorizer(backbone):
     torch.manual_seed(0)
-    return ExemplarColorizer(INFO, ExemplarNet(), backbone, torch.device("cpu"), ref_short_side=128)
+    return ExemplarColorizer(INFO, ExemplarNet(), backbone, torch.device("cpu"))
 
 
 def _warp(colorizer, frame_lab, ref_lab):
     with torch.inference_mode():
-        code = colorizer._encode_reference(ref_lab)
+        code = colorizer._code(ref_lab, frame_lab.shape[-2:])
         fused = colorizer.net.corr(colorizer.backbone(frame_lab[:, :1], strides=LEVELS, embed=False))
         return colorizer.net.match(fused, code)
 
@@ -124,7 +124,7 @@ def test_reset_clears_the_previous_frame_but_keeps_the_reference(colorizer):
     assert (after_a - first).abs().mean() > 1e-3  # the previous frame really feeds the output
 
 
-def test_reference_features_are_computed_once(colorizer, monkeypatch):
+def _count_backbone_calls(colorizer, monkeypatch) -> list:
     calls = []
     forward = colorizer.backbone.forward
 
@@ -133,11 +133,32 @@ def test_reference_features_are_computed_once(colorizer, monkeypatch):
         return forward(l, *args, **kwargs)
 
     monkeypatch.setattr(colorizer.backbone, "forward", counting)
+    return calls
+
+
+def test_reference_features_are_computed_once(colorizer, monkeypatch):
+    calls = _count_backbone_calls(colorizer, monkeypatch)
     colorizer.set_reference(_photo_lab("coffee", (64, 96)))
     colorizer.reset()
     for i in range(4):
         colorizer.push(i, torch.rand(1, 64, 96) * 100)
     assert len(calls) == 1 + 4
+    assert calls[0] == (1, 1, 64, 96)  # encoded at the frames' scale
+
+
+def test_scoring_then_choosing_a_reference_encodes_it_once(colorizer, monkeypatch):
+    refs = [_photo_lab(n, (72, 96)) for n in ("coffee", "astronaut")]
+    frame = torch.rand(1, 64, 96) * 100
+    calls = _count_backbone_calls(colorizer, monkeypatch)
+    scores = [colorizer.reference_score(frame, r) for r in refs]
+    assert scores == [colorizer.reference_score(frame, r) for r in refs]
+    colorizer.set_reference(refs[1])
+    colorizer.reset()
+    colorizer.push(0, frame)
+    assert len(calls) == 2 + 2 + 2 + 1  # 4 scored frames, 2 references, 1 pushed frame
+    refs[1].add_(1.0)  # changed in place: encoded again
+    colorizer.push(1, frame)
+    assert len(calls) == 7 + 2
 
 
 def test_stream_equals_the_training_form(backbone):
@@ -148,7 +169,7 @@ def test_stream_equals_the_training_form(backbone):
     lab = batch.lab
     with torch.no_grad():
         expect = FAMILY.predict(net, lab, backbone)
-    model = ExemplarColorizer(INFO, net, backbone, torch.device("cpu"), ref_short_side=32)
+    model = ExemplarColorizer(INFO, net, backbone, torch.device("cpu"))
     model.set_reference(lab[:, 0])
     got = torch.stack([model.push(i, lab[0, i, :1])[0][1][0] for i in range(3)])
     assert torch.allclose(got, expect[0], atol=1e-3)
