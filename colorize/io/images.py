@@ -29,11 +29,17 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise MediaError(f"cannot read the file ({err.strerror})", path) from err
     if data.size == 0:
         raise MediaError("empty file (0 bytes)", path)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    # Without IMREAD_UNCHANGED OpenCV applies the EXIF orientation, so the pixels come out the
+    # way viewers show them (we write no EXIF back); the alpha channel is read separately.
+    img = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if img is None:
         raise MediaError("not a readable image (corrupt or unsupported format)", path)
     if img.dtype not in (np.uint8, np.uint16):
         raise MediaError(f"unsupported image sample type {img.dtype} (8- or 16-bit integer only)", path)
+    if Path(path).suffix.lower() in (".png", ".tif", ".tiff", ".webp"):
+        raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        if raw is not None and raw.ndim == 3 and raw.shape[2] == 4 and raw.shape[:2] == img.shape[:2]:
+            img = raw
     alpha = None
     if img.ndim == 2:
         rgb = np.repeat(img[:, :, None], 3, axis=2)

@@ -72,3 +72,16 @@ def test_still_takes_one_frame(tmp_path):
     with pytest.raises(Exception):
         writer.write(src, np.zeros((40, 56, 2), np.float32))
     assert not writer.temp_path.exists()
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A camera JPEG stored landscape with "rotate 90" in EXIF: we read (and write) it upright."""
+    img = np.zeros((20, 40), np.uint8)
+    img[:, :10] = 220  # a bright band on the stored left edge
+    data = cv2.imencode(".jpg", img)[1].tobytes()
+    exif = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00\x00\x00\x00\x00"
+    (tmp_path / "cam.jpg").write_bytes(data[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + data[2:])
+    info = probe(tmp_path / "cam.jpg")
+    assert (info.width, info.height) == (20, 40)
+    rgb = next(iter(iter_frames(info.path, info))).rgb
+    assert rgb[:10, :, 0].mean() > 150 and rgb[-10:, :, 0].mean() < 50  # the band is now on top
