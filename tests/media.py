@@ -82,6 +82,7 @@ def make_clip(
     chapters: int = 0,
     subtitle_codec: str | None = None,
     attachment: bytes | None = None,
+    grain: float = 0.0,
 ) -> Path:
     """Write a test clip and return its path.
 
@@ -142,7 +143,11 @@ def make_clip(
         t_ms = 0
         for i in range(frames):
             f = av.VideoFrame(size[0], size[1], pix_fmt)
-            fill_frame(f, luma_pattern(i, size[0], size[1], high), mid)
+            y_plane = luma_pattern(i, size[0], size[1], high)
+            if grain:  # film grain: what makes real scans expensive to encode
+                noise = np.random.default_rng(i).normal(0.0, grain * (high + 1) / 256, y_plane.shape)
+                y_plane = np.clip(y_plane + noise, 0, high).astype(y_plane.dtype)
+            fill_frame(f, y_plane, mid)
             f.pts = t_ms
             f.time_base = Fraction(1, 1000)
             t_ms += durations[i]

@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 
 from colorize.io import MediaError, MediaWriter, output_path_for, probe
-from tests.media import make_clip
 
 
 @pytest.mark.parametrize("container", ["mp4", "mkv", "mov"])
