@@ -190,7 +190,7 @@ class MediaWriter:
             codec_id = _codec_id_name(options.codec)
             if codec_id not in supported_codecs(self._format) and options.codec not in supported_codecs(self._format):
                 raise MediaError(f"{self.final_path.suffix} files cannot hold {options.codec} video; use .mkv", self.final_path)
-            check_streams_fit(info.path, info.streams, info.video_index, self.final_path)
+            check_streams_fit(info.path, info.video_index, self.final_path)
 
         stem, ext = self.final_path.stem, self.final_path.suffix
         self.temp_path = folder / f".{stem}.partial-{secrets.token_hex(4)}{ext}"
@@ -208,7 +208,7 @@ class MediaWriter:
 
     # --------------------------------------------------------------------------- setup
     def _open_video(self, codec_id: str) -> None:
-        info, opts = self.info, self.options
+        info = self.info
         out = av.open(self._file, "w", format=self._format)
         self._container = out
         copy_tags(info.metadata, out.metadata)

@@ -7,7 +7,9 @@ in timestamp order and memory stays bounded whatever the length of the film.
 
 from __future__ import annotations
 
+import io
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 
 import av
@@ -50,9 +52,11 @@ def _codec_name(stream) -> str:
     return (cc.name if cc is not None else None) or dict(stream.metadata).get("codec_name") or "unknown"
 
 
-def supported_codecs(fmt: str) -> set[str]:
-    with av.open(__import__("io").BytesIO(), "w", format=fmt) as probe_out:
-        return set(probe_out.supported_codecs)
+@lru_cache(maxsize=None)
+def supported_codecs(fmt: str) -> frozenset[str]:
+    """Codec names the ``fmt`` muxer accepts (asked of FFmpeg, not a hand-kept table)."""
+    with av.open(io.BytesIO(), "w", format=fmt) as probe_out:
+        return frozenset(probe_out.supported_codecs)
 
 
 def holding_containers(codec: str) -> list[str]:
@@ -98,7 +102,7 @@ def is_copied(stream, video_index: int) -> bool:
     return True
 
 
-def check_streams_fit(input_path: Path, info_streams, video_index: int, out_path: Path) -> None:
+def check_streams_fit(input_path: Path, video_index: int, out_path: Path) -> None:
     """Raise MediaError if the output container cannot hold one of the streams to be copied."""
     fmt = format_for(out_path)
     allowed = supported_codecs(fmt)
