@@ -190,3 +190,41 @@ def test_other_pixel_formats_and_odd_sizes_keep_luma(tmp_path, pix_fmt, expect):
     assert all(np.array_equal(a, b) for a, b in zip(y_in, y_out))
     got = _flat_ab(dst, after)
     assert (got - torch.tensor(AB).view(2, 1)).abs().mean() < 2.0
+
+
+def test_raw_stream_without_timestamps_gets_a_constant_rate(tmp_path):
+    import av
+
+    path = tmp_path / "camera.h264"
+    with av.open(str(path), "w", format="h264") as out:  # an elementary stream: no container timestamps
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    info = probe(path)
+    dst = output_path_for(path, info, tmp_path / "camera_colorized.mkv")
+    colorize_file(path, dst)
+    times, _, _ = read_video(dst)
+    assert times == [i / info.fps for i in range(10)]
+
+
+def test_streams_are_interleaved_by_time(tmp_path):
+    """Audio is muxed alongside the video it belongs to, not appended at the end of the file."""
+    import av
+
+    # Longer than the muxer's own 10 s interleaving buffer, so only our feeding order can do it.
+    src = make_clip(tmp_path / "long.mkv", "mkv", size=(32, 24), frames=300, audio_tracks=1, subtitles=True)
+    dst = tmp_path / "long_out.mkv"
+    colorize_file(src, dst)
+    with av.open(str(dst)) as c:
+        order = [(p.stream.type, float(p.dts * p.time_base)) for p in c.demux() if p.dts is not None]
+    latest = float("-inf")
+    for kind, t in order:
+        assert t > latest - 0.5, (kind, t, latest)  # the muxer's own interleaving window, no more
+        latest = max(latest, t)
+    assert {k for k, _ in order} == {"video", "audio", "subtitle"}
