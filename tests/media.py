@@ -224,9 +224,11 @@ def read_video(path: Path) -> tuple[list[Fraction], list[np.ndarray], av.VideoFr
     return times, planes, last
 
 
-def make_audio_only(path: Path) -> Path:
-    """A Matroska file with one AAC track and no video."""
+def make_audio_only(path: Path, cover: bytes | None = None) -> Path:
+    """A Matroska file with one AAC track and no video (``cover``: JPEG cover art attached)."""
     with av.open(str(path), "w", format="matroska") as out:
+        if cover is not None:
+            out.add_attachment("cover.jpg", "image/jpeg", cover)
         a = out.add_stream("aac", rate=48000)
         a.layout = "mono"
         for i in range(10):

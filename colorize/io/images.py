@@ -17,7 +17,7 @@ from colorize.io.errors import MediaError
 from colorize.io.probe import IMAGE_EXTENSIONS, MediaInfo, StreamInfo
 
 # What each format can hold: (max bit depth, alpha).
-_CAPS = {"mjpeg": (8, False), "png": (16, True), "tiff": (16, True), "webp": (8, True)}
+_CAPS = {"mjpeg": (8, False), "png": (16, True), "tiff": (16, True), "webp": (8, True), "bmp": (8, False)}
 
 
 def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

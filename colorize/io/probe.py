@@ -15,8 +15,9 @@ import av
 
 from colorize.io.errors import MediaError, describe_av_error
 
-IMAGE_EXTENSIONS = {".jpg": "mjpeg", ".jpeg": "mjpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".webp": "webp"}
-_IMAGE_FORMATS = {"png_pipe", "jpeg_pipe", "tiff_pipe", "webp_pipe", "image2", "jpegls_pipe"}
+IMAGE_EXTENSIONS = {".jpg": "mjpeg", ".jpeg": "mjpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff",
+                    ".webp": "webp", ".bmp": "bmp"}
+_IMAGE_FORMATS = {"png_pipe", "jpeg_pipe", "tiff_pipe", "webp_pipe", "image2", "jpegls_pipe", "bmp_pipe"}
 # FFmpeg demuxers that accept almost any file and would "play" a text file as video.
 _NOT_MEDIA_FORMATS = {"tty", "lavfi", "bin", "xbin", "idf", "adf", "txt"}
 
@@ -199,8 +200,10 @@ def probe(path: Path | str) -> MediaInfo:
 def _probe_video(path: Path, container) -> MediaInfo:
     stream = pick_video_stream(container)
     if stream is None:
-        kinds = sorted({s.type for s in container.streams})
+        kinds = sorted({s.type for s in container.streams if s not in container.streams.video})
         what = " and ".join(kinds) + " only" if kinds else "no streams"
+        if container.streams.video:
+            what += "; its picture is cover art, not a film"
         raise MediaError(f"no video stream ({what})", path)
     cc = stream.codec_context
     if cc is None or cc.codec is None or not cc.codec.is_decoder:

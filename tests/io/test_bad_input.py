@@ -92,3 +92,11 @@ def test_complete_file_is_not_called_truncated(tmp_path):
 def test_corrupt_image(tmp_path, name):
     (tmp_path / name).write_bytes(b"\x89PNG\r\n\x1a\n" + np.random.default_rng(2).bytes(300))
     assert "image" in _error(tmp_path / name)
+
+
+def test_audio_with_cover_art_is_not_a_film(tmp_path):
+    import cv2
+
+    cover = cv2.imencode(".jpg", np.full((32, 32, 3), 90, np.uint8))[1].tobytes()
+    message = _error(make_audio_only(tmp_path / "album.mka", cover=cover))
+    assert "no video stream" in message and "cover art" in message

@@ -23,7 +23,7 @@ def _lab(rgb: np.ndarray) -> torch.Tensor:
     return rgb_to_lab(torch.from_numpy(rgb.astype(np.float32) / top).permute(2, 0, 1).double())
 
 
-CASES = [("png", 8), ("png", 16), ("tiff", 8), ("tiff", 16), ("jpg", 8), ("webp", 8)]
+CASES = [("png", 8), ("png", 16), ("tiff", 8), ("tiff", 16), ("jpg", 8), ("webp", 8), ("bmp", 8)]
 
 
 @pytest.mark.parametrize("ext,depth", CASES)
