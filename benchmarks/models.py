@@ -112,7 +112,7 @@ def time_model(model: StreamColorizer, frames: list[torch.Tensor], warmup: int) 
     model.reset()
     emitted = 0
     start = None
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: models may cache on tensor versions
         for i, lab in enumerate(frames):
             if i == warmup:
                 emitted, start = 0, time.perf_counter()

@@ -490,7 +490,7 @@ def evaluate(
     if (ref_mode or reference is not None) and not info.needs_reference:
         report.notes.append(f"{info.name} takes no reference: it is only used to score faithfulness")
     flow = FlowEstimator(flow_preset)
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: models may cache on tensor versions
         for path in clips:
             report.clips.append(
                 _evaluate_clip(model, path, max_frames, ref_mode, ref_lab, flow, upsample, progress)
