@@ -57,6 +57,7 @@ from colorize.models.base import StreamColorizer
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 REF_MODES = (None, "first-frame")
+TIME_BUCKETS = (0, 1, 10, 25, 50, 100)  # frame-index ranges for the PSNR-over-time summary
 
 ModelSource = Union[StreamColorizer, Callable[[], StreamColorizer]]
 
@@ -173,6 +174,21 @@ class EvalReport:
         out["frames"] = frames
         return out
 
+    def psnr_over_time(self, edges: Sequence[int] = TIME_BUCKETS) -> list[dict]:
+        """Mean PSNR of output and grey input per range of frame indices, over all clips' frames:
+        ``[{"first", "last", "frames", "psnr_output", "psnr_grey", "psnr_gain"}, ...]`` (ranges
+        with no frame left out). Shows how a propagated colouring decays away from its reference."""
+        out = []
+        longest = max((len(c.psnr_per_frame) for c in self.clips), default=0)
+        bounds = [e for e in edges if e < longest] + [longest]
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            po = [v for c in self.clips for v in c.psnr_per_frame[lo:hi]]
+            pg = [v for c in self.clips for v in c.psnr_grey_per_frame[lo:hi]]
+            mo, mg = sum(po) / len(po), sum(pg) / len(pg)
+            out.append({"first": lo, "last": hi - 1, "frames": len(po), "psnr_output": mo, "psnr_grey": mg,
+                        "psnr_gain": mo - mg})
+        return out
+
     def as_dict(self) -> dict:
         """JSON-ready (no NaN/inf: undefined figures are None)."""
         return {
@@ -184,6 +200,7 @@ class EvalReport:
             "max_frames": self.max_frames,
             "notes": list(self.notes),
             "mean": self.mean(),
+            "psnr_over_time": self.psnr_over_time(),
             "clips": [
                 dict(
                     c.summary(),
@@ -254,6 +271,12 @@ def format_report(report: EvalReport) -> str:
         "flicker = ab warp error output/original (flk/chroma: each relative to its mean |ab|); acc = share of pixels with a, b within 2% of range"
         + ("; ref dist = ab-histogram Hellinger distance to the reference (lower = more faithful)" if has_ref else "")
     )
+    over_time = report.psnr_over_time()
+    if len(over_time) > 1:
+        out.append(
+            "PSNR gain over time (frames: dB): "
+            + ", ".join(f"{b['first']}-{b['last']}: {b['psnr_gain']:+.2f}" for b in over_time)
+        )
     out += [f"note: {n}" for n in report.notes]
     return "\n".join(out)
 

@@ -126,6 +126,11 @@ def test_first_frame_mode_gives_frame_zero_as_reference(clip_dir):
     assert torch.allclose(fake.references[0], frame0, atol=1e-4)
     c = report.clips[0]
     assert c.scored_frames == c.frames - 1 and len(c.psnr_per_frame) == c.frames
+    buckets = report.psnr_over_time()
+    assert [(b["first"], b["last"], b["frames"]) for b in buckets] == [(0, 0, 2), (1, 5, 9)]
+    grey0 = (report.clips[0].psnr_grey_per_frame[0] + report.clips[1].psnr_grey_per_frame[0]) / 2
+    assert buckets[0]["psnr_grey"] == pytest.approx(grey0)
+    assert "PSNR gain over time" in format_report(report)
     # Grey output is far from the reference's palette; the original is close to its own frame 0.
     assert c.reference_distance_original < 0.3 < c.reference_distance_output
 
