@@ -70,6 +70,8 @@ class EvalError(ValueError):
 
 
 def _ratio(num: float, den: float) -> float:
+    if math.isnan(num) or math.isnan(den):
+        return math.nan
     if den > 0:
         return num / den
     return 1.0 if num == 0 else math.inf
@@ -628,6 +630,7 @@ def quick_eval(stream_colorizer: StreamColorizer, clips: Sequence[str | Path], m
 
     Returns ``{"psnr_gain", "colourfulness_ratio", "flicker_ratio", "psnr_output", "fps"}``
     (means over clips; None where undefined). Exemplar models run in first-frame propagation.
+    Put the model's networks in eval mode first; the model is ``reset()`` before and after.
     """
     ref_mode = "first-frame" if stream_colorizer.info.needs_reference else None
     report = evaluate(stream_colorizer, clips, max_frames=max_frames, ref_mode=ref_mode, flow_preset="ultrafast")

@@ -112,6 +112,9 @@ def test_delayed_outputs_give_the_same_figures(clip_dir):
 def test_max_frames(clip_dir):
     report = evaluate(FakeColorizer(), find_clips([clip_dir]), max_frames=3)
     assert [c.frames for c in report.clips] == [3, 3]
+    single = evaluate(FakeColorizer(), find_clips([clip_dir]), max_frames=1)
+    assert math.isnan(single.clips[0].flicker_ratio)  # no frame pair: undefined, not 0 or inf
+    assert single.as_dict()["mean"]["flicker_ratio"] is None
 
 
 def test_first_frame_mode_gives_frame_zero_as_reference(clip_dir):
