@@ -139,8 +139,7 @@ class SelfRegNet(nn.Module):
 
         ab_*: (N, 2, H, W); l_*: (N, 1, H, W); flow_st (N, 2, H, W) maps s into t; mask_s (N, 1, H, W).
         """
-        ab_w = warp(ab_t, flow_st)
-        l_w = warp(l_t, flow_st)
+        ab_w, l_w = warp(torch.cat((ab_t, l_t), 1), flow_st).split((2, 1), 1)
         conf_c = confidence_map(ab_s / AB_SCALE, ab_w / AB_SCALE, mask_s, alpha)
         conf_x = confidence_map(l_s / 100.0, l_w / 100.0, mask_s, alpha)
         return self.g(ab_s, ab_w, conf_c, conf_x, l_s)
@@ -205,8 +204,9 @@ class SelfRegColorizer(StreamColorizer):
         self.info = info
         self.device = torch.device(device)
         self.dtype = dtype
-        self.net = net.to(self.device, dtype).eval()
-        self.backbone = backbone.to(self.device, dtype).eval()
+        # channels_last: oneDNN's (and cuDNN's) fast layout for these thin convs, ~1.3x on a CPU.
+        self.net = net.to(self.device, dtype, memory_format=torch.channels_last).eval()
+        self.backbone = backbone.to(self.device, dtype, memory_format=torch.channels_last).eval()
         self.num_outputs = int(diverse)
         self.refine_passes = int(refine_passes)
         self.flow_preset = flow_preset
@@ -226,7 +226,7 @@ class SelfRegColorizer(StreamColorizer):
         if self._last_index is not None and index <= self._last_index:
             raise ValueError(f"frame indices must increase: got {index} after {self._last_index}")
         self._last_index = index
-        l4 = l[None].to(self.device, self.dtype)
+        l4 = l[None].to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
         frame = _Frame(index=index, l=l4, grey=l_to_uint8(l))
         feats = self.backbone(l4, strides=BACKBONE_STRIDES, embed=True)
         frame.stages.append(self.net.f(l4, feats, num=self.num_outputs)[0])
@@ -281,8 +281,8 @@ class SelfRegColorizer(StreamColorizer):
         # Keep a frame while its right neighbour still needs it for a pass.
         while len(win) >= 2 and win[0].emitted and win[1].emitted:
             win.pop(0)
-        if self.refine_passes == 0 and win and win[-1].emitted:
-            del win[:-1]
+        if self.refine_passes == 0:
+            win.clear()  # no neighbours needed
         return out
 
     def _refine(self, fr: _Frame, left: _Frame | None, right: _Frame | None, stage: int) -> torch.Tensor:
@@ -318,9 +318,12 @@ class SelfRegFamily:
 
     window = 2: frame pairs (t, t+1) carry everything the losses need — the temporal loss of f and
     g's L1 loss with frame t as the neighbour of frame t+1.
-    ``perceptual_weight`` > 0 adds backbone-feature distance (strides 2..8) to the per-output
-    distance of the diversity loss; 0 (default) uses Huber on ab only, which is several times
-    cheaper per step on a CPU.
+    Per-output distance of the diversity loss: Huber on ab (unit scale, ab / 128); a
+    ``perceptual_weight`` > 0 adds the paper's perceptual distance (backbone features at strides
+    2..8 of the predicted vs. true RGB, back-propagated through the frozen backbone). The default
+    is 0: on 2 CPU cores a step then costs ~2.5x less (batch 6 x 2 frames at 128 px), and the
+    bilateral, temporal and refinement terms are unchanged. g is trained on one random head per
+    sample and step, on detached outputs of f (f's colours are g's input, not its target).
     """
 
     name = "selfreg"

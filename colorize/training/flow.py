@@ -12,6 +12,8 @@ uses them too.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 import torch
@@ -39,27 +41,39 @@ def base_grid(h: int, w: int, device=None, dtype=None) -> torch.Tensor:
     return torch.stack((xs, ys))[None]
 
 
+@lru_cache(maxsize=8)
+def _norm_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """grid_sample coordinates of every pixel (1, H, W, 2) and the pixel -> [-1, 1] scale (2,)."""
+    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=device, dtype=dtype)
+    grid = base_grid(h, w, device, dtype).permute(0, 2, 3, 1) * scale - 1.0
+    return grid, scale
+
+
+def sample_grid(flow: torch.Tensor) -> torch.Tensor:
+    """``flow`` (B, 2, H, W) in pixels -> grid_sample grid (B, H, W, 2), align_corners=True units."""
+    h, w = flow.shape[-2:]
+    with torch.no_grad():
+        grid, scale = _norm_grid(h, w, flow.device, flow.dtype)
+    return torch.addcmul(grid, flow.permute(0, 2, 3, 1), scale)
+
+
 def warp(img: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
     """Backward-warp ``img`` (B, C, H, W) with ``flow`` (B, 2, H, W) in pixels, bilinearly.
 
     ``out(x, y) = img(x + flow_x(x, y), y + flow_y(x, y))``. Differentiable in both arguments.
     """
     _check_flow(img, flow)
-    h, w = img.shape[-2:]
-    pos = base_grid(h, w, flow.device, flow.dtype) + flow
-    # align_corners=True: -1 and 1 are the centres of the first and last pixels.
-    gx = 2.0 * pos[:, 0] / max(w - 1, 1) - 1.0
-    gy = 2.0 * pos[:, 1] / max(h - 1, 1) - 1.0
-    grid = torch.stack((gx, gy), dim=-1).to(img.dtype)
+    grid = sample_grid(flow).to(img.dtype)
     return F.grid_sample(img, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+
+
+def _inside(grid: torch.Tensor) -> torch.Tensor:
+    return (grid.abs() <= 1.0 + 1e-6).all(-1)[:, None]
 
 
 def inside_mask(flow: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W): 1 where ``flow`` points inside the frame, else 0."""
-    h, w = flow.shape[-2:]
-    pos = base_grid(h, w, flow.device, flow.dtype) + flow
-    ok = (pos[:, 0] >= 0) & (pos[:, 0] <= w - 1) & (pos[:, 1] >= 0) & (pos[:, 1] <= h - 1)
-    return ok[:, None].to(flow.dtype)
+    return _inside(sample_grid(flow)).to(flow.dtype)
 
 
 def occlusion_mask(
@@ -71,11 +85,12 @@ def occlusion_mask(
     following it to t and back lands near where it started:
     ``|f_st + f_ts(warped)|^2 < alpha1 (|f_st|^2 + |f_ts(warped)|^2) + alpha2`` and it lands inside t.
     """
-    back = warp(flow_ts, flow_st)
+    _check_flow(flow_ts, flow_st)
+    grid = sample_grid(flow_st)
+    back = F.grid_sample(flow_ts, grid, mode="bilinear", padding_mode="border", align_corners=True)
     err = (flow_st + back).pow(2).sum(1, keepdim=True)
     mag = flow_st.pow(2).sum(1, keepdim=True) + back.pow(2).sum(1, keepdim=True)
-    ok = (err < alpha1 * mag + alpha2).to(flow_st.dtype)
-    return ok * inside_mask(flow_st)
+    return ((err < alpha1 * mag + alpha2) & _inside(grid)).to(flow_st.dtype)
 
 
 def dis_flow(grey_s: np.ndarray, grey_t: np.ndarray, preset: str = "ultrafast") -> np.ndarray:
