@@ -83,8 +83,9 @@ def find_clips(paths: Sequence[str | Path]) -> list[Path]:
     return clips
 
 
-def iter_rgb(path: Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Decoded frames of the first video stream as (H, W, 3) uint8 sRGB."""
+def iter_rgb(path: Path, max_frames: int | None = None, short_side: int | None = None) -> Iterator[np.ndarray]:
+    """Decoded frames of the first video stream as (H, W, 3) uint8 sRGB, area-shrunk to a short
+    side of ``short_side`` when given and smaller than the frame's."""
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as exc:
@@ -99,7 +100,12 @@ def iter_rgb(path: Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
             for frame in container.decode(stream):
                 if max_frames is not None and n >= max_frames:
                     return
-                yield frame.to_ndarray(format="rgb24")
+                rgb = frame.to_ndarray(format="rgb24")
+                h, w = rgb.shape[:2]
+                if short_side is not None and min(h, w) > short_side:
+                    f = short_side / min(h, w)
+                    rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+                yield rgb
                 n += 1
         except av.FFmpegError as exc:
             raise EvalError(f"cannot decode {path} after {n} frames: {exc}") from exc
@@ -245,6 +251,7 @@ def evaluate(
     reference: str | Path | torch.Tensor | None = None,
     flow_preset: str = "fast",
     progress: Callable[[str, int], None] | None = None,
+    frame_short_side: int | None = None,
 ) -> EvalReport:
     """Colourize each clip's grey version with the model and compare with the original.
 
@@ -256,6 +263,8 @@ def evaluate(
     reference: a still image (path) or Lab (1, 3, H, W) used as the reference for every clip.
     flow_preset: DIS preset for the flicker flow ("ultrafast", "fast", "medium").
     progress: called as ``progress(clip_name, frames_done)`` after each colourized frame.
+    frame_short_side: shrink the original frames first (faster, for quick checks; figures are then
+        not those of full-resolution output). None = full resolution.
     """
     if ref_mode not in REF_MODES:
         raise EvalError(f"ref_mode must be one of {REF_MODES}, got {ref_mode!r}")
@@ -300,7 +309,7 @@ def evaluate(
     with torch.no_grad():  # not inference_mode: models may cache on tensor versions
         for path in clips:
             report.clips.append(
-                _evaluate_clip(model, path, max_frames, ref_mode, ref_lab, flow, upsample, progress)
+                _evaluate_clip(model, path, max_frames, ref_mode, ref_lab, flow, upsample, progress, frame_short_side)
             )
     return report
 
@@ -324,6 +333,7 @@ def _evaluate_clip(
     flow: FlowEstimator,
     upsample: Callable,
     progress: Callable[[str, int], None] | None,
+    frame_short_side: int | None = None,
 ) -> ClipResult:
     info = model.info
     model.reset()
@@ -348,7 +358,7 @@ def _evaluate_clip(
         return spent
 
     index = -1
-    for index, rgb_u8 in enumerate(iter_rgb(path, max_frames)):
+    for index, rgb_u8 in enumerate(iter_rgb(path, max_frames, frame_short_side)):
         rgb = _rgb_tensor(rgb_u8)
         lab = rgb_to_lab(rgb)
         if index == 0:
@@ -407,15 +417,20 @@ def _evaluate_clip(
 # ------------------------------------------------------------------------------ entry points
 
 
-def quick_eval(stream_colorizer: StreamColorizer, clips: Sequence[str | Path], max_frames: int = 24) -> dict:
-    """Fast periodic evaluation for the trainer: a few frames per clip, the cheapest flow.
+def quick_eval(
+    stream_colorizer: StreamColorizer, clips: Sequence[str | Path], max_frames: int = 24, frame_short_side: int | None = 256
+) -> dict:
+    """Fast periodic evaluation for the trainer: a few frames per clip, frames shrunk to a short
+    side of ``frame_short_side`` (the usual render size: no chroma upsampling), the cheapest flow.
+    For trends between checkpoints; the shipped figures come from :func:`evaluate` at full size.
 
     Returns ``{"psnr_gain", "colourfulness_ratio", "flicker_ratio", "psnr_output", "fps"}``
     (means over clips; None where undefined). Exemplar models run in first-frame propagation.
     Put the model's networks in eval mode first; the model is ``reset()`` before and after.
     """
     ref_mode = "first-frame" if stream_colorizer.info.needs_reference else None
-    report = evaluate(stream_colorizer, clips, max_frames=max_frames, ref_mode=ref_mode, flow_preset="ultrafast")
+    report = evaluate(stream_colorizer, clips, max_frames=max_frames, ref_mode=ref_mode, flow_preset="ultrafast",
+                      frame_short_side=frame_short_side)
     mean = report.mean()
     return {k: mean[k] for k in ("psnr_gain", "colourfulness_ratio", "flicker_ratio", "psnr_output", "fps")}
 

@@ -195,6 +195,13 @@ def test_bad_inputs(tmp_path):
         evaluate(FakeColorizer(), [bad], ref_mode="last-frame")
 
 
+def test_frame_short_side_shrinks_the_originals(clip_dir):
+    fake = FakeColorizer(render=32)
+    report = evaluate(fake, find_clips([clip_dir]), max_frames=2, frame_short_side=24)
+    assert [(c.width, c.height) for c in report.clips] == [(32, 24), (24, 32)]
+    assert fake.pushed_shapes[0] == (1, 32, 48)  # short side 24 -> 32 (next multiple of 16), aspect kept
+
+
 def test_quick_eval(clip_dir):
     out = quick_eval(_oracle(clip_dir), find_clips([clip_dir]), max_frames=4)
     assert set(out) == {"psnr_gain", "colourfulness_ratio", "flicker_ratio", "psnr_output", "fps"}
