@@ -83,6 +83,7 @@ def make_clip(
     subtitle_codec: str | None = None,
     attachment: bytes | None = None,
     grain: float = 0.0,
+    interlaced: bool = False,
 ) -> Path:
     """Write a test clip and return its path.
 
@@ -126,6 +127,10 @@ def make_clip(
             cc.sample_aspect_ratio = sar
         if codec == "libx264":
             video.options = {"crf": "23", "preset": "ultrafast", "bf": "2"}
+            if interlaced:  # top field first, coded as fields (a PAL/NTSC telecine transfer)
+                video.options = {**video.options, "flags": "+ildct+ilme", "x264-params": "tff=1"}
+        if interlaced:
+            cc.field_order = 2
         audio = []
         for i in range(audio_tracks):
             a = out.add_stream(audio_codec, rate=48000)

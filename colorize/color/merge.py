@@ -42,6 +42,13 @@ def _linear_lut(levels: int) -> np.ndarray:
     return lin.astype(np.float32)
 
 
+@lru_cache(maxsize=4)
+def _grey_l_lut(levels: int) -> np.ndarray:
+    """Grey code value (R = G = B) -> L, for every code of an 8- or 16-bit channel."""
+    y = _linear_lut(levels).astype(np.float64) * float(_Y_WEIGHTS.astype(np.float64).sum())
+    return np.where(y > _EPS, 116.0 * np.cbrt(np.maximum(y, _EPS)) - 16.0, _KAPPA * y).astype(np.float32)
+
+
 def _check_rgb(rgb: np.ndarray) -> None:
     if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 array, got {getattr(rgb, 'shape', type(rgb))}")
@@ -60,12 +67,12 @@ def l_numpy(rgb: np.ndarray) -> np.ndarray:
     case for black-and-white film), keep this at a few milliseconds per HD frame.
     """
     _check_rgb(rgb)
-    lut = _linear_lut(256 if rgb.dtype == np.uint8 else 65536)
+    levels = 256 if rgb.dtype == np.uint8 else 65536
     r, g, b = rgb[:, :, 0], rgb[:, :, 1], rgb[:, :, 2]
     if np.array_equal(r, g) and np.array_equal(g, b):
-        y = lut[g] * np.float32(_Y_WEIGHTS.sum())
-    else:
-        y = lut[r] * _Y_WEIGHTS[0] + lut[g] * _Y_WEIGHTS[1] + lut[b] * _Y_WEIGHTS[2]
+        return _grey_l_lut(levels)[g]
+    lut = _linear_lut(levels)
+    y = lut[r] * _Y_WEIGHTS[0] + lut[g] * _Y_WEIGHTS[1] + lut[b] * _Y_WEIGHTS[2]
     return _l_from_y(y)
 
 
@@ -120,6 +127,13 @@ def quantize_rgb(rgb: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     return arr.astype(dtype)
 
 
+def _resize_planes(l: np.ndarray, ab: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    h, w = size
+    if (h, w) == l.shape:
+        return l, ab
+    return cv2.resize(l, (w, h), interpolation=cv2.INTER_AREA), cv2.resize(ab, (w, h), interpolation=cv2.INTER_AREA)
+
+
 @lru_cache(maxsize=1)
 def _srgb_lut() -> np.ndarray:
     """Linear light in [0, 1] sampled at 65536 steps -> sRGB-encoded value (as lab.linear_to_srgb)."""
@@ -161,12 +175,14 @@ def chroma_planes(
     full_range: bool,
     bit_depth: int,
     plane_size: tuple[int, int],
+    interlaced: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cb, Cr code values of the picture L + ab, at the chroma ``plane_size`` = (h, w).
 
     l: (H, W) or (1, H, W) in [0, 100]; ab: H x W x 2. L and ab are area-resampled to the
     chroma plane first (4:2:0 does a quarter of the work), then Lab -> sRGB -> Y'CbCr with the
-    output's matrix and range, rounded and clipped to the legal range.
+    output's matrix and range, rounded and clipped to the legal range. ``interlaced``: subsample
+    each field on its own.
     """
     l = np.asarray(l.detach().cpu() if isinstance(l, torch.Tensor) else l, dtype=np.float32)
     l = l.reshape(l.shape[-2:])
@@ -174,9 +190,17 @@ def chroma_planes(
     if ab.shape != (*l.shape, 2):
         raise ValueError(f"ab must be H x W x 2 at the frame size {l.shape}, got {ab.shape}")
     h, w = plane_size
-    if (h, w) != l.shape:
-        l = cv2.resize(l, (w, h), interpolation=cv2.INTER_AREA)
-        ab = cv2.resize(ab, (w, h), interpolation=cv2.INTER_AREA)
+    if interlaced and h < l.shape[0]:
+        # Interlaced 4:2:0: each field has its own chroma rows (even rows: top field); averaging
+        # across fields would blend two moments in time.
+        top = _resize_planes(l[0::2], ab[0::2], ((h + 1) // 2, w))
+        bottom = _resize_planes(l[1::2], ab[1::2], (h // 2, w))
+        l = np.empty((h, w), np.float32)
+        ab = np.empty((h, w, 2), np.float32)
+        l[0::2], ab[0::2] = top
+        l[1::2], ab[1::2] = bottom
+    else:
+        l, ab = _resize_planes(l, ab, (h, w))
     r, g, b = lab_to_srgb_numpy(l, ab[:, :, 0], ab[:, :, 1])
     kr, kb = KR_KB.get(matrix, KR_KB["bt709"])
     y = kr * r + (1.0 - kr - kb) * g + kb * b

@@ -27,7 +27,7 @@ import numpy as np
 from colorize.color.merge import chroma_planes, l_numpy, luma_plane, merge_rgb, quantize_rgb
 from colorize.io.decode import SourceFrame, is_full_range, yuv_matrix
 from colorize.io.errors import MediaError, describe_av_error
-from colorize.io.probe import PRIMARIES, RANGES, TRANSFERS, COLORSPACES, MediaInfo, enum_value
+from colorize.io.probe import COLORSPACES, FIELD_ORDERS, PRIMARIES, RANGES, TRANSFERS, MediaInfo, enum_value
 from colorize.io.remux import StreamCopier, check_streams_fit, copy_tags, format_for, is_copied, supported_codecs
 
 _KEEP_CONTAINER = {".mp4": ".mp4", ".m4v": ".mp4", ".mov": ".mov", ".mkv": ".mkv"}
@@ -45,8 +45,9 @@ class EncodeOptions:
 
 # ------------------------------------------------------------------------------- naming
 def _codec_id_name(codec: str) -> str:
+    """The codec an encoder writes ("libx264" -> "h264")."""
     try:
-        return av.Codec(codec, "w").name
+        return av.Codec(codec, "w").canonical_name
     except Exception as err:  # av raises several types for unknown names
         raise MediaError(f"unknown or unavailable video encoder '{codec}'") from err
 
@@ -111,8 +112,17 @@ def choose_pix_fmt(src_fmt: str, codec: str, requested: str | None) -> str:
     raise MediaError(f"the {codec} encoder takes no planar Y'CbCr format")
 
 
-def _codec_options(codec_id: str, options: EncodeOptions, width: int, height: int) -> dict[str, str]:
-    if codec_id == "h264" or codec_id == "hevc":
+def _codec_options(
+    codec_id: str, options: EncodeOptions, width: int, height: int, field_order: str | None = None
+) -> dict[str, str]:
+    interlaced = field_order in ("tt", "bb", "tb", "bt")
+    if codec_id == "h264":
+        out = {"crf": str(options.crf), "preset": options.preset}
+        if interlaced:  # code the fields as fields, in the source's order
+            out["flags"] = "+ildct+ilme"
+            out["x264-params"] = "tff=1" if field_order in ("tt", "tb") else "bff=1"
+        return out
+    if codec_id == "hevc":
         return {"crf": str(options.crf), "preset": options.preset}
     if codec_id in ("vp9", "av1"):
         return {"crf": str(options.crf), "b": "0"}
@@ -248,7 +258,9 @@ class MediaWriter:
         }
         for key, value in self._tags.items():
             setattr(cc, key, value)
-        vs.options = _codec_options(codec_id, opts, info.width, info.height)
+        vs.options = _codec_options(codec_id, opts, info.width, info.height, info.field_order)
+        if info.field_order is not None:
+            cc.field_order = enum_value(FIELD_ORDERS, info.field_order)
         copy_tags(info.video_metadata, vs.metadata)
         self.out_depth = _depth_of(self.pix_fmt)
         return vs
@@ -304,7 +316,7 @@ class MediaWriter:
         dtype = np.uint16 if self.out_depth > 8 else np.uint8
         _plane_view(planes[0], dtype)[...] = self._luma(src)
         cb, cr = chroma_planes(self._l(src, l), ab, self.matrix, self.full_range, self.out_depth,
-                               (planes[1].height, planes[1].width))
+                               (planes[1].height, planes[1].width), interlaced=self.info.interlaced)
         _plane_view(planes[1], dtype)[...] = cb
         _plane_view(planes[2], dtype)[...] = cr
         for key, value in self._tags.items():

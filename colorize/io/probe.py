@@ -30,6 +30,7 @@ TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte24
              9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1",
              14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"}
 RANGES = {1: "tv", 2: "pc"}
+FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # first letter: field coded first
 
 
 def enum_value(table: dict[int, str], name: str | None) -> int:
@@ -72,6 +73,11 @@ class MediaInfo:
     metadata: dict[str, str] = field(hash=False)
     video_index: int = 0  # index of the stream that gets colourized
     video_metadata: dict[str, str] = field(default_factory=dict, hash=False)  # its stream tags
+    field_order: str | None = None  # "progressive", "tt", "bb", "tb", "bt" (FFmpeg's names) or unknown
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order in ("tt", "bb", "tb", "bt")
 
     @property
     def frame_estimate(self) -> int | None:
@@ -253,4 +259,12 @@ def _probe_video(path: Path, container) -> MediaInfo:
         metadata=container_tags,
         video_index=stream.index,
         video_metadata=tags,
+        field_order=_field_order(cc.field_order, first),
     )
+
+
+def _field_order(code, first) -> str | None:
+    name = FIELD_ORDERS.get(int(code or 0))
+    if name is None and first.interlaced_frame:
+        return "tt"  # flagged interlaced without an order: top field first is the common case
+    return name

@@ -321,8 +321,9 @@ def warp_reference(theta: torch.Tensor, phi: torch.Tensor, ref_pooled: torch.Ten
     theta (B, C, N) frames and phi (1, C, M) reference, both centred and normalised (float32);
     ref_pooled (M, 3). Returns warped Lab (B, N, 3) and similarity (B, N).
 
-    ``softmax(f / 1e-10)`` underflows to an exact one-hot except where ``f / 1e-10`` ties, so an
-    argmax gives the official values; rows with a tie get the official softmax. Queries are
+    ``softmax(f / 1e-10)`` underflows to an exact one-hot except where the largest values of
+    ``f / 1e-10`` tie, so an argmax gives the official values; rows with a tie (the top two equal
+    after the division) get the official softmax. Queries are
     processed in chunks so memory stays O(chunk * M) instead of the official O(N * M).
     """
     b, _, n = theta.shape
@@ -332,13 +333,14 @@ def warp_reference(theta: torch.Tensor, phi: torch.Tensor, ref_pooled: torch.Ten
     for i in range(b):
         for q0 in range(0, n, chunk):
             f = theta[i, :, q0:q0 + chunk].transpose(0, 1) @ phi0  # (q, M) cosine similarities
-            sim[i, q0:q0 + chunk] = f.amax(dim=-1)
-            x = f.div_(temperature)
-            xmax, idx = x.max(dim=-1)
-            y = ref_pooled[idx]
-            tied = (x == xmax[:, None]).sum(dim=-1) > 1
-            if bool(tied.any()):
-                y[tied] = torch.softmax(x[tied], dim=-1) @ ref_pooled
+            top, idx = f.topk(2, dim=-1) if f.shape[1] > 1 else f.max(dim=-1, keepdim=True)
+            sim[i, q0:q0 + chunk] = top[:, 0]
+            y = ref_pooled[idx[:, 0]]
+            if top.shape[1] > 1:
+                # only where the two largest coincide after the official division can weight be shared
+                tied = top[:, 0] / temperature == top[:, 1] / temperature
+                if bool(tied.any()):
+                    y[tied] = torch.softmax(f[tied] / temperature, dim=-1) @ ref_pooled
             warped[i, q0:q0 + chunk] = y
     return warped, sim
 
@@ -379,13 +381,16 @@ class DEVCColorizer(StreamColorizer):
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                  smoother: bool = True, saturation_boost: bool = True, crop_reference: bool = True,
                  propagate: bool = False, batch_size: int = 1, smoother_backend: str = "auto",
-                 resize=None) -> None:
+                 resize=None, channels_last: bool = False) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.device = torch.device(device)
         self.dtype = dtype
         self.vgg, self.warpnet, self.colornet = (
             m.to(self.device, dtype).eval().requires_grad_(False) for m in (vgg, warpnet, colornet))
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        for m in (self.vgg, self.warpnet, self.colornet):
+            m.to(memory_format=self.memory_format)
         self.smoother = smoother
         self.boost = SATURATION_BOOST if saturation_boost else 1.0
         self.crop_reference = crop_reference
@@ -437,7 +442,7 @@ class DEVCColorizer(StreamColorizer):
     # -- networks
 
     def _features(self, rgb: torch.Tensor) -> torch.Tensor:
-        return self.warpnet.features(*self.vgg(rgb.to(self.dtype)))
+        return self.warpnet.features(*self.vgg(rgb.to(self.dtype).contiguous(memory_format=self.memory_format)))
 
     def _correspond(self, ia_l: torch.Tensor, ref: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Grey frames (B, 1, h, w) L-50 -> warped Lab (B, 3, h, w), similarity (B, 1, h, w)."""
@@ -452,7 +457,7 @@ class DEVCColorizer(StreamColorizer):
     def _colorize(self, ia_l: torch.Tensor, warped: torch.Tensor, sim: torch.Tensor,
                   last: torch.Tensor) -> torch.Tensor:
         x = torch.cat((ia_l, warped[:, 1:3], sim, last), dim=1)
-        return self.colornet(x.to(self.dtype)).float()
+        return self.colornet(x.to(self.dtype).contiguous(memory_format=self.memory_format)).float()
 
     def _postprocess(self, ab: torch.Tensor, l_large_c: torch.Tensor) -> torch.Tensor:
         """ab (1, 2, h, w) at network size -> (1, 2, H, W): bilinear up, x1.25, smoother."""

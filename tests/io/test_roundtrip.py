@@ -228,3 +228,53 @@ def test_streams_are_interleaved_by_time(tmp_path):
         assert t > latest - 0.5, (kind, t, latest)  # the muxer's own interleaving window, no more
         latest = max(latest, t)
     assert {k for k, _ in order} == {"video", "audio", "subtitle"}
+
+
+def test_interlaced_source_stays_interlaced(tmp_path):
+    import av
+
+    src = make_clip(tmp_path / "pal.mkv", "mkv", size=(64, 48), frames=6, interlaced=True, audio_tracks=1)
+    info = probe(src)
+    assert info.interlaced and info.field_order == "tt"
+    for codec in ("libx264", "ffv1"):
+        dst = tmp_path / f"pal_{codec}.mkv"
+        _, after = colorize_file(src, dst, EncodeOptions(codec=codec))
+        assert after.field_order == "tt"  # the container's field-order tag
+        if codec == "libx264":  # and x264 codes fields (FFV1 takes the flag from frames PyAV can't set)
+            with av.open(str(dst)) as c:
+                assert all(f.interlaced_frame for f in c.decode(video=0))
+
+
+def test_interlaced_chroma_is_subsampled_per_field(tmp_path):
+    """Top and bottom fields are two moments in time: their colours must not be averaged."""
+    import av
+
+    src = make_clip(tmp_path / "pal.mkv", "mkv", size=(64, 48), frames=2, interlaced=True)
+    info = probe(src)
+    dst = tmp_path / "pal_out.mkv"
+    with MediaWriter(dst, info, EncodeOptions(codec="ffv1")) as writer:
+        for frame in iter_frames(src, info):
+            ab = np.empty((info.height, info.width, 2), np.float32)
+            ab[0::2] = (30.0, -20.0)  # top field
+            ab[1::2] = (-25.0, 35.0)  # bottom field
+            writer.write(frame, ab)
+    with av.open(str(dst)) as c:
+        f = next(c.decode(video=0))
+        cb = np.frombuffer(f.planes[1], np.uint8).reshape(f.planes[1].height, -1)[:, : f.planes[1].width]
+    top, bottom = cb[0::2].astype(float).mean(), cb[1::2].astype(float).mean()
+    # Cb falls with b: the top field (b = -20) is well above the bottom field (b = +35).
+    assert top - bottom > 15, (top, bottom)
+
+
+@pytest.mark.parametrize("crf,preset", [(17, "medium"), (22, "veryfast")])
+def test_encoder_settings_reach_x264(tmp_path, crf, preset):
+    import av
+
+    src = make_clip(tmp_path / "s.mkv", "mkv", frames=3)
+    dst = tmp_path / "s_out.mkv"
+    colorize_file(src, dst, EncodeOptions(crf=crf, preset=preset))
+    with av.open(str(dst)) as c:
+        first = bytes(next(p for p in c.demux(video=0) if p.size))
+    settings = first[first.index(b"x264 - core"):].split(b"options: ")[1].decode("latin1").split()
+    assert f"crf={crf}.0" in settings
+    assert ("subme=7" in settings) == (preset == "medium")
