@@ -150,20 +150,20 @@ def bench_end_to_end(path: Path, out_dir: Path, args) -> dict:
     hw = working_size(info.width, info.height, info.sar, runner.render_size, model.size_multiple)
     ls = [rgb_to_work_l(src.rgb, hw).to(runner.device) for src in iter_frames(path, info)]
 
-    def model_only() -> float:
+    def model_only(warmup: bool = False) -> float:
         model.reset()
         if runner.references:
             model.set_reference(runner.references[0].lab.to(runner.device))
         t0 = time.perf_counter()
         with torch.inference_mode():
-            for i, l in enumerate(ls):
+            for i, l in enumerate(ls[:3] if warmup else ls):
                 for _, ab in model.push(i, l):
                     ab.cpu()  # wait for the device
             for _, ab in model.flush():
                 ab.cpu()
         return time.perf_counter() - t0
 
-    model_only()  # warm-up (allocator, kernels, caches)
+    model_only(warmup=True)  # allocator, kernels, caches
     t_model = model_only()
     job = Job(path, out_dir / "end_to_end.mp4", info)
     t0 = time.perf_counter()
@@ -181,19 +181,36 @@ def bench_end_to_end(path: Path, out_dir: Path, args) -> dict:
 
 
 def child_rss(path: Path, out_dir: Path, args) -> dict:
-    """Run once (end to end with the model when it loads, else decode+encode); report peak RSS."""
-    use_model = model_available(args)[0] and not args.no_model
-    r = bench_end_to_end(path, out_dir, args) if use_model else bench_decode_encode(path, out_dir)
+    """One run of the real runner (or decode+encode without a model); report peak RSS."""
+    from colorize.io import probe
+    from colorize.pipeline.inputs import Job
+    from colorize.pipeline.runner import Runner
+
+    use_model = not args.no_model and model_available(args)[0]
+    if use_model:
+        runner = Runner(_config(args))
+        if runner.device.type == "cpu":
+            import torch
+
+            from colorize.pipeline.device import cpu_threads
+
+            torch.set_num_threads(cpu_threads())
+        [res] = list(runner.run([Job(path, out_dir / "rss.mp4", probe(path))]))
+        if res.status != "done":
+            raise RuntimeError(res.error)
+        frames = res.frames
+    else:
+        frames = bench_decode_encode(path, out_dir)["frames"]
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_rss_mb": rss_kb / 1024.0, "frames": r["frames"], "with_model": use_model}
+    return {"peak_rss_mb": rss_kb / 1024.0, "frames": frames, "with_model": use_model}
 
 
 def rss_pair(tmp: Path, args) -> dict:
     out = {}
     for label, frames in (("short", args.rss_frames), ("long_10x", args.rss_frames * 10)):
-        clip = make_input(tmp / f"rss_{frames}.mp4", frames, *args.size)
-        cmd = [sys.executable, __file__, "--child-rss", str(clip), "--model", args.model, "--device", args.device,
-               "--size", f"{args.size[0]}x{args.size[1]}"]
+        size = args.rss_size or args.size
+        clip = make_input(tmp / f"rss_{frames}.mp4", frames, *size)
+        cmd = [sys.executable, __file__, "--child-rss", str(clip), "--model", args.model, "--device", args.device]
         for flag, value in (("--weights", args.weights), ("--render-size", args.render_size)):
             if value is not None:
                 cmd += [flag, str(value)]
@@ -206,6 +223,7 @@ def rss_pair(tmp: Path, args) -> dict:
             raise RuntimeError(f"RSS child failed: {proc.stderr.strip().splitlines()[-1:]}")
         out[label] = json.loads(proc.stdout.strip().splitlines()[-1])
     out["ratio"] = out["long_10x"]["peak_rss_mb"] / out["short"]["peak_rss_mb"]
+    out["size"] = list(args.rss_size or args.size)
     return out
 
 
@@ -226,6 +244,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--render-size", type=int, default=None)
     ap.add_argument("--rss-frames", type=int, default=30, help="frames of the short RSS input (long = 10x)")
+    ap.add_argument("--rss-size", type=_size, default=None, help="frame size of the RSS inputs (default --size)")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--no-model", action="store_true", help="measure I/O only")
     ap.add_argument("--json", action="store_true")
@@ -268,7 +287,7 @@ def main() -> None:
     if "rss" in report:
         r = report["rss"]
         what = "end to end" if r["short"]["with_model"] else "decode+encode"
-        print(f"peak RSS ({what})  {r['short']['frames']} frames: {r['short']['peak_rss_mb']:.0f} MB, "
+        print(f"peak RSS ({what}, {r['size'][0]}x{r['size'][1]})  {r['short']['frames']} frames: {r['short']['peak_rss_mb']:.0f} MB, "
               f"{r['long_10x']['frames']} frames: {r['long_10x']['peak_rss_mb']:.0f} MB, "
               f"ratio {r['ratio']:.3f}   (goal <= 1.1)")
 
