@@ -278,7 +278,8 @@ class Runner:
                         emit(model.flush())
                         model.reset()
                     if chooser is not None and (n_in == 0 or cut):
-                        ref = chooser.choose(src.index, seconds, l_work, model.reference_score)
+                        ref = chooser.choose(src.index, seconds, l_work,
+                                             lambda l, lab: model.reference_score(l, lab.to(device)))
                         if ref is not current_ref:
                             model.set_reference(ref.lab.to(device))
                             current_ref = ref
