@@ -41,6 +41,7 @@ class EncodeOptions:
     preset: str = "medium"
     pix_fmt: str | None = None  # None = keep the input's where the codec allows
     image_quality: int = 95  # jpg/webp stills
+    tune: str | None = None  # x264/x265 --tune, e.g. "grain" for film scans
 
 
 # ------------------------------------------------------------------------------- naming
@@ -118,12 +119,17 @@ def _codec_options(
     interlaced = field_order in ("tt", "bb", "tb", "bt")
     if codec_id == "h264":
         out = {"crf": str(options.crf), "preset": options.preset}
+        if options.tune:
+            out["tune"] = options.tune
         if interlaced:  # code the fields as fields, in the source's order
             out["flags"] = "+ildct+ilme"
             out["x264-params"] = "tff=1" if field_order in ("tt", "tb") else "bff=1"
         return out
     if codec_id == "hevc":
-        return {"crf": str(options.crf), "preset": options.preset}
+        out = {"crf": str(options.crf), "preset": options.preset}
+        if options.tune:
+            out["tune"] = options.tune
+        return out
     if codec_id in ("vp9", "av1"):
         return {"crf": str(options.crf), "b": "0"}
     if codec_id == "ffv1":

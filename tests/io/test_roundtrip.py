@@ -266,15 +266,16 @@ def test_interlaced_chroma_is_subsampled_per_field(tmp_path):
     assert top - bottom > 15, (top, bottom)
 
 
-@pytest.mark.parametrize("crf,preset", [(17, "medium"), (22, "veryfast")])
-def test_encoder_settings_reach_x264(tmp_path, crf, preset):
+@pytest.mark.parametrize("crf,preset,tune", [(17, "medium", None), (22, "veryfast", "grain")])
+def test_encoder_settings_reach_x264(tmp_path, crf, preset, tune):
     import av
 
     src = make_clip(tmp_path / "s.mkv", "mkv", frames=3)
     dst = tmp_path / "s_out.mkv"
-    colorize_file(src, dst, EncodeOptions(crf=crf, preset=preset))
+    colorize_file(src, dst, EncodeOptions(crf=crf, preset=preset, tune=tune))
     with av.open(str(dst)) as c:
         first = bytes(next(p for p in c.demux(video=0) if p.size))
     settings = first[first.index(b"x264 - core"):].split(b"options: ")[1].decode("latin1").split()
     assert f"crf={crf}.0" in settings
     assert ("subme=7" in settings) == (preset == "medium")
+    assert ("deadzone=6,6" in settings) == (tune == "grain")  # --tune grain lowers the deadzones
