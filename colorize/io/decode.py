@@ -87,6 +87,12 @@ def iter_frames(path: Path, info: MediaInfo) -> Iterator[SourceFrame]:
         last_time = None
         try:
             for frame in container.decode(stream):
+                if (frame.width, frame.height) != (info.width, info.height):
+                    raise MediaError(
+                        f"the picture size changes at frame {index} ({info.width}x{info.height} -> "
+                        f"{frame.width}x{frame.height}); split the file at that point first",
+                        path,
+                    )
                 tb = Fraction(frame.time_base) if frame.time_base is not None else None
                 if frame.pts is not None and tb is not None:
                     last_time = frame.pts * tb

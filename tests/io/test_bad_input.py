@@ -100,3 +100,27 @@ def test_audio_with_cover_art_is_not_a_film(tmp_path):
     cover = cv2.imencode(".jpg", np.full((32, 32, 3), 90, np.uint8))[1].tobytes()
     message = _error(make_audio_only(tmp_path / "album.mka", cover=cover))
     assert "no video stream" in message and "cover art" in message
+
+
+def test_picture_size_change_mid_stream(tmp_path):
+    import av
+
+    def raw(path, width, frames):
+        with av.open(str(path), "w", format="h264") as out:
+            v = out.add_stream("libx264", rate=25)
+            v.width, v.height, v.pix_fmt = width, 48, "yuv420p"
+            for i in range(frames):
+                frame = av.VideoFrame.from_ndarray(np.full((48, width, 3), 20 * i, np.uint8), format="rgb24")
+                frame.pts = i
+                for p in v.encode(frame):
+                    out.mux(p)
+            for p in v.encode(None):
+                out.mux(p)
+        return path.read_bytes()
+
+    joined = tmp_path / "joined.h264"  # two recordings glued together
+    joined.write_bytes(raw(tmp_path / "a.h264", 64, 4) + raw(tmp_path / "b.h264", 80, 4))
+    info = probe(joined)
+    with pytest.raises(MediaError, match="size changes at frame 4"):
+        for _ in iter_frames(joined, info):
+            pass

@@ -39,3 +39,21 @@ def test_unknown_encoder_and_extension(clips, tmp_path):
         from colorize.io import EncodeOptions
 
         MediaWriter(tmp_path / "out.mov", probe(clips["mkv"]), EncodeOptions(codec="ffv1"))
+
+
+def test_unicode_and_spaces_in_names(tmp_path):
+    import numpy as np
+
+    from colorize.io import iter_frames
+    from tests.media import make_clip
+
+    folder = tmp_path / "Archiv Nr. 5 — Übersee"
+    folder.mkdir()
+    src = make_clip(folder / "Filmrolle 3 – 日本 %d.mkv", "mkv", frames=3, audio_tracks=1)
+    info = probe(src)
+    dst = output_path_for(src, info)
+    assert dst.name == "Filmrolle 3 – 日本 %d_colorized.mkv"
+    with MediaWriter(dst, info) as writer:
+        for frame in iter_frames(src, info):
+            writer.write(frame, np.zeros((info.height, info.width, 2), np.float32))
+    assert probe(dst).streams == info.streams
