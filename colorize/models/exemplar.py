@@ -459,7 +459,7 @@ class ExemplarFamily:
     def training_step(self, net: ExemplarNet, batch: "TrainBatch", backbone: FrozenBackbone, step: int) -> dict:
         from colorize.color.lab import lab_to_rgb, rgb_to_lab
         from colorize.training.losses import masked_l1, perceptual_distance, temporal_loss
-        from colorize.training.reference_aug import make_reference
+        from colorize.training.reference_aug import UNRELATED, make_reference
 
         g = torch.Generator().manual_seed(0x5EED + 7919 * step)  # reproducible from the step (resume)
         lab = batch.lab
@@ -501,13 +501,14 @@ class ExemplarFamily:
             "perceptual": perceptual_distance(features, pred_rgb, batch.rgb[:, -1]).mean(),
             "smooth": smoothness_loss(ab_n.flatten(0, 1), gt_n.flatten(0, 1)),
             "temporal": sum(
-                temporal_loss(ab_n[:, i + 1], ab_n[:, i], batch.flow[:, i], batch.valid[:, i]) for i in range(t - 1)
+                (temporal_loss(ab_n[:, i + 1], ab_n[:, i], batch.flow[:, i], batch.valid[:, i]) for i in range(t - 1)),
+                ab_n.new_zeros(()),
             ) / max(1, t - 1),
         }
         out = {"loss": sum(self.weights[k] * v for k, v in terms.items())}
         out.update({k: v.detach() for k, v in terms.items()})
         out["confidence"] = conf.mean().detach()
-        out["ref_unrelated"] = (kind == 2).float().mean()
+        out["ref_unrelated"] = (kind == UNRELATED).float().mean()
         return out
 
     @torch.no_grad()
