@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                           "rows": rows}, indent=2))
         return 0
     print(f"{WIDTH}x{HEIGHT} input, CPU: {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}, torch threads: {torch.get_num_threads()}, "
           f"{args.frames} timed frames after {args.warmup} warm-up, load average {_load()}")
     head = ("model", "render", "fps", "ms/frame", "own params", "total params", "weights", "note")
     table = [
