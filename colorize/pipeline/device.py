@@ -63,8 +63,9 @@ def compute_dtype(device: torch.device) -> torch.dtype:
 def cpu_threads(reserved: int = 1) -> int:
     """Intra-op threads for torch on CPU: all cores but ``reserved`` for the decode/encode threads.
 
-    Measured on a 2-core machine: giving torch both cores while the encoder also runs made the
-    model 6-20x slower (OpenMP workers spinning against the encoder's threads), one thread did not.
+    Measured on a busy 2-core machine: the lstm model took 1-3 s/frame with two intra-op threads
+    and 0.16 s/frame with one (OpenMP workers spin-waiting against other threads); the decode and
+    encode threads are such other threads, so one core is always left to them.
     """
     try:
         n = len(os.sched_getaffinity(0))
