@@ -1,7 +1,5 @@
 """The exemplar model: correspondence warp, confidence, recurrence, caching, loading, training."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
