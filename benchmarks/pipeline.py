@@ -164,16 +164,20 @@ def bench_end_to_end(path: Path, out_dir: Path, args) -> dict:
         return time.perf_counter() - t0
 
     model_only(warmup=True)  # allocator, kernels, caches
-    t_model = model_only()
+    # Model-only before and after the end-to-end run, averaged: on a shared machine the load drifts.
+    t_before = model_only()
     job = Job(path, out_dir / "end_to_end.mp4", info)
     t0 = time.perf_counter()
     [res] = list(runner.run([job]))
     t_e2e = time.perf_counter() - t0
+    t_after = model_only()
+    t_model = 0.5 * (t_before + t_after)
     if res.status != "done":
         raise RuntimeError(res.error)
     return {
         "frames": res.frames, "seconds": t_e2e, "fps": res.frames / t_e2e,
         "model_only_seconds": t_model, "model_only_fps": len(ls) / t_model,
+        "model_only_seconds_before_after": [t_before, t_after],
         "ratio_end_to_end_over_model": t_e2e / t_model,
         "working_size": list(hw), "device": str(runner.device), "model": args.model,
         "weights_sha256": res.weights_sha256,
