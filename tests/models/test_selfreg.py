@@ -73,13 +73,21 @@ def test_diverse_heads_give_distinct_outputs(parts):
             assert (ab[i] - ab[j]).abs().mean() > 1e-3
 
 
-def test_untrained_refinement_is_identity_and_trained_shapes(parts):
+def test_refinement_is_a_visibility_masked_blend(parts):
     net, _ = parts
-    ab_s, ab_t = torch.randn(2, 2, H, W) * 30, torch.randn(2, 2, H, W) * 30
-    l = torch.rand(2, 1, H, W) * 100
+    g = torch.Generator().manual_seed(0)
+    ab_s, ab_t = torch.randn(2, 2, H, W, generator=g) * 30, torch.randn(2, 2, H, W, generator=g) * 30
+    l = torch.rand(2, 1, H, W, generator=g) * 100
+    zero = torch.zeros(2, 2, H, W)
     with torch.no_grad():
-        out = net.refine(ab_s, ab_t, l, l, torch.zeros(2, 2, H, W), torch.ones(2, 1, H, W))
-    assert out.shape == ab_s.shape and torch.allclose(out, ab_s)
+        out = net.refine(ab_s, ab_t, l, l, zero, torch.ones(2, 1, H, W))
+        hidden = net.refine(ab_s, ab_t, l, l, zero, torch.zeros(2, 1, H, W))  # neighbour occluded
+        same = net.refine(ab_s, ab_s, l, l, zero, torch.ones(2, 1, H, W))  # neighbour agrees
+    assert out.shape == ab_s.shape
+    assert torch.equal(hidden, ab_s) and torch.allclose(same, ab_s, atol=1e-3)
+    lo, hi = torch.minimum(ab_s, ab_t), torch.maximum(ab_s, ab_t)
+    assert (out >= lo - 1e-3).all() and (out <= hi + 1e-3).all()  # never leaves the two colours
+    assert (out - ab_s).abs().mean() > 1.0  # and does use the neighbour
 
 
 @pytest.mark.parametrize("passes,diverse", [(0, 1), (1, 1), (2, 3)])
@@ -127,7 +135,7 @@ def test_refinement_uses_neighbours(parts):
             f_out[i] = net.f(l[None], backbone(l[None]), num=1)[0]
     g = net.g
     orig = g.forward
-    g.forward = lambda ab_s, ab_w, *rest: ab_w  # noqa: E731
+    g.forward = lambda ab_s, ab_w, *rest: ab_w  # noqa: E731 - trust the neighbour fully
     try:
         got = []
         for i in range(3):
