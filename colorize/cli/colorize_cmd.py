@@ -152,6 +152,7 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
     reporter = None
     current: ev.FileStarted | None = None
     failed = 0
+    restore_sigterm = _sigterm_as_interrupt()
     try:
         try:
             config = RunConfig(
@@ -204,5 +205,23 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
         if reporter is not None:
             reporter.close()
         return fail(exc, EXIT_FAILED, prefix=f"internal error ({type(exc).__name__}): ")
+    finally:
+        restore_sigterm()
     reporter.close()
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (a batch system stopping the job) like Ctrl-C, so partial outputs are removed.
+    Returns a function restoring the previous handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)

@@ -15,7 +15,7 @@ EXIT_CODES_HELP = (
     "Exit codes: 0 every input done (or skipped because its output exists); "
     "1 some inputs failed (the others were still processed); "
     "2 bad usage (unknown option, model or device, missing reference, output equal to input); "
-    "130 interrupted (Ctrl-C; no partial output is left behind)."
+    "130 interrupted (Ctrl-C or SIGTERM; no partial output is left behind)."
 )
 
 

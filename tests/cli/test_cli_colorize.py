@@ -236,6 +236,18 @@ def test_ctrl_c_exit_130_nothing_half_written(tmp_path, register_fake, clip):
     assert {p.name for p in tmp_path.iterdir()} == before
 
 
+def test_sigterm_behaves_like_ctrl_c(tmp_path, register_fake, clip):
+    import signal
+
+    register_fake("term", sigterm_at=2)
+    before = {p.name for p in tmp_path.iterdir()}
+    handler = signal.getsignal(signal.SIGTERM)
+    r = invoke(clip, "--model", "term", "--device", "cpu")
+    assert r.exit_code == 130 and "interrupted" in one_line_error(r)
+    assert {p.name for p in tmp_path.iterdir()} == before
+    assert signal.getsignal(signal.SIGTERM) is handler  # restored
+
+
 def test_usage_errors_exit_2(tmp_path, fake, register_fake, clip):
     register_fake("fakeref", needs_reference=True)
     cases = [

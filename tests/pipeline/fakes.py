@@ -109,13 +109,15 @@ class FakeColorizer(StreamColorizer):
     """
 
     def __init__(self, info: ModelInfo, device, outputs: int = 1, delay: int = 0,
-                 interrupt_at: int | None = None, fail_at: int | None = None) -> None:
+                 interrupt_at: int | None = None, fail_at: int | None = None,
+                 sigterm_at: int | None = None) -> None:
         self.info = info
         self.device = torch.device(device)
         self.num_outputs = outputs
         self.delay = delay
         self.interrupt_at = interrupt_at
         self.fail_at = fail_at
+        self.sigterm_at = sigterm_at
         self.weights_sha256 = "f" * 64
         self.held: list[tuple[int, torch.Tensor]] = []
         self.pushed: list[int] = []
@@ -136,6 +138,11 @@ class FakeColorizer(StreamColorizer):
             raise KeyboardInterrupt
         if index == self.fail_at:
             raise RuntimeError("fake model failure")
+        if index == self.sigterm_at:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGTERM)
         assert l.dim() == 3 and l.shape[0] == 1 and l.dtype == torch.float32
         assert float(l.min()) >= 0.0 and float(l.max()) <= 100.0
         assert l.shape[-1] % self.size_multiple == 0 and l.shape[-2] % self.size_multiple == 0
