@@ -46,6 +46,61 @@ def _scene(n: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.T
     return torch.stack(frames), ref
 
 
+class OfficialEmulation:
+    """The official per-frame work (test.py + frame_colorization) with the same networks, to time
+    both under the same machine load: per-frame skimage-style rgb2lab at 432x768, VGG with every
+    layer, WarpNet on frame AND reference every frame, a dense N x N softmax, autograd enabled as
+    in frame_colorization, x2 x1.25 + smoother, float64 lab2rgb to uint8. (JPEG/AVI writing not
+    included.) Not the official code: an estimate of its cost, used as a same-conditions baseline.
+    """
+
+    def __init__(self, model, ref_lab_large: torch.Tensor) -> None:
+        import copy
+
+        self.model = model
+        self.vgg, self.warpnet, self.colornet = (copy.deepcopy(m).float().requires_grad_(True)
+                                                 for m in (model.vgg, model.warpnet, model.colornet))
+        self.ib_lab = F.interpolate(ref_lab_large, scale_factor=0.5, mode="bilinear")
+        with torch.no_grad():
+            rgb = D.tensor_lab2rgb(torch.cat((self.ib_lab[:, :1] + 50, self.ib_lab[:, 1:]), 1))
+            self.feats_b = self._vgg_all(rgb)
+        self.last = None
+
+    def _vgg_all(self, rgb):
+        feats = self.vgg(rgb)
+        x = F.max_pool2d(feats[3], 1)
+        x = F.relu(self.vgg.conv5_4(F.relu(self.vgg.conv5_3(x))))  # computed, unused, as official
+        F.max_pool2d(x, 2, 2)
+        return feats
+
+    def step(self, rgb_u8: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            lab_large = D.official_rgb_to_lab(rgb_u8)[None]
+            lab_large[:, :1] -= 50
+            ia = F.interpolate(lab_large, scale_factor=0.5, mode="bilinear")
+            ia_l = ia[:, :1]
+            feats_a = self._vgg_all(((ia_l + 50) / 100).expand(1, 3, *ia_l.shape[-2:]))
+            if self.last is None:
+                self.last = torch.zeros_like(ia)
+            with torch.enable_grad():
+                fa = self.warpnet.features(*feats_a)
+                fb = self.warpnet.features(*self.feats_b)
+                theta = D.WarpNet.embed(self.warpnet.theta, fa)
+                phi = D.WarpNet.embed(self.warpnet.phi, fb)
+                f = theta.transpose(1, 2) @ phi
+                sim = f.max(-1)[0]
+                attn = torch.softmax(f / D.TEMPERATURE, dim=-1)
+                pooled = F.avg_pool2d(self.ib_lab, 4).flatten(2).transpose(1, 2)
+                h4, w4 = ia_l.shape[-2] // 4, ia_l.shape[-1] // 4
+                y = (attn @ pooled).transpose(1, 2).reshape(1, 3, h4, w4)
+                y = F.interpolate(y, scale_factor=4)
+                sim = F.interpolate(sim.reshape(1, 1, h4, w4), scale_factor=4)
+                ab = self.colornet(torch.cat((ia_l, y[:, 1:3], sim, self.last), 1))
+            self.last = torch.cat((ia_l, ab.detach()), 1)
+            ab_f = self.model._postprocess(ab.detach(), lab_large[:, :1])
+            return D.official_lab_to_rgb_u8(torch.cat((lab_large[:, :1] + 50, ab_f), 1))
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -57,6 +112,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--baseline", action="store_true",
+                    help="also time an emulation of the official per-frame work, interleaved")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -73,7 +130,15 @@ def main() -> None:
     l_frames, ref = _scene(args.frames + 1, 432, 768)
     model.set_reference(ref)
 
-    times, cpu = [], []
+    times, cpu, base = [], [], []
+    official = None
+    if args.baseline:
+        from colorize.color.lab import lab_to_rgb
+
+        official = OfficialEmulation(model, ref - torch.tensor([50.0, 0, 0]).view(1, 3, 1, 1))
+        grey = [(lab_to_rgb(torch.cat((l[None], torch.zeros(1, 2, 432, 768)), 1))[0] * 255).round()
+                .to(torch.uint8).permute(1, 2, 0) for l in l_frames]
+        official.step(grey[0])
     t_ref = time.perf_counter()
     model.push(0, l_frames[0])  # warm-up; includes the reference's features (once per reference)
     warm = time.perf_counter() - t_ref
@@ -84,7 +149,10 @@ def main() -> None:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-        assert len(out) == model.batch_size or model.batch_size > 1
+        if official is not None:  # interleaved, so both see the same machine load
+            t0 = time.perf_counter()
+            official.step(grey[k])
+            base.append(time.perf_counter() - t0)
     out = model.flush()
 
     # one frame, stage by stage (same code paths as push)
@@ -116,6 +184,9 @@ def main() -> None:
     print(f"s/frame: median {med:.3f}, min {min(times):.3f}, max {max(times):.3f} "
           f"(process CPU median {statistics.median(cpu):.3f} s) over {len(times)} frames")
     print(f"official test.py median {OFFICIAL_S_PER_FRAME:.2f} s/frame -> speed-up x{OFFICIAL_S_PER_FRAME / med:.2f}")
+    if base:
+        print(f"official-work emulation, same run: median {statistics.median(base):.3f} s/frame -> "
+              f"speed-up x{statistics.median(base) / med:.2f}")
     for name, s in stages.items():
         print(f"  {name:24s} {s:.3f} s")
     print(f"peak RSS: {_rss_mb():.0f} MB (after loading the weights {rss_loaded:.0f} MB; before {rss0:.0f} MB)")
