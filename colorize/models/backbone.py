@@ -151,6 +151,7 @@ class FrozenBackbone(nn.Module):
         self.net = net if net is not None else EfficientNetLite0()
         for p in self.net.parameters():
             p.requires_grad_(False)
+        self.train(False)
 
     def train(self, mode: bool = True) -> "FrozenBackbone":
         super().train(False)
