@@ -452,7 +452,22 @@ class ExemplarFamily:
     name = "exemplar"
     window = 3
     p_teacher = 0.3  # share of samples fed the ground-truth previous frame instead of their own output
-    weights = {"l1": 1.0, "perceptual": 0.02, "smooth": 0.5, "temporal": 0.5}
+    weights = {"l1": 1.0, "perceptual": 0.02, "smooth": 0.5, "temporal": 0.5, "rank": 0.1}
+    rank_margin = 0.3
+
+    def _ranking_loss(
+        self, net: ExemplarNet, fused: torch.Tensor, ref: ReferenceCode, conf: torch.Tensor, related: torch.Tensor, t: int
+    ) -> torch.Tensor:
+        """Keep the mean confidence discriminative, since per-shot reference choice ranks by it: a
+        frame must match its own (related) reference by ``rank_margin`` better than another clip's.
+        fused, conf: (B*T, ...) frame-major per clip; related: (B,) bool."""
+        b = ref.features.shape[0]
+        if b < 2 or not bool(related.any()):
+            return conf.new_zeros(())
+        other = ReferenceCode(*(x.roll(1, 0).repeat_interleave(t, 0) for x in (ref.features, ref.ab)))
+        _, conf_other = net.match(fused, other)
+        gap = (conf.mean(dim=(1, 2, 3)) - conf_other.mean(dim=(1, 2, 3))).view(b, t)
+        return F.relu(self.rank_margin - gap)[related].mean()
 
     def build_net(self) -> nn.Module:
         return ExemplarNet()
@@ -476,6 +491,7 @@ class ExemplarFamily:
         fused = net.corr(feats)  # (B*T, C, h, w)
         ref_bt = ReferenceCode(ref.features.repeat_interleave(t, 0), ref.ab.repeat_interleave(t, 0))
         warped, conf = net.match(fused, ref_bt)
+        rank = self._ranking_loss(net, fused, ref, conf, kind.to(dev) != UNRELATED, t)
         fused, warped, conf = (x.unflatten(0, (b, t)) for x in (fused, warped, conf))
         # Teacher forcing for some samples, the net's own previous output (as at inference) for the rest.
         teacher = (torch.rand(b, generator=g) < self.p_teacher).to(dev).view(b, 1, 1, 1)
@@ -505,6 +521,7 @@ class ExemplarFamily:
                 (temporal_loss(ab_n[:, i + 1], ab_n[:, i], batch.flow[:, i], batch.valid[:, i]) for i in range(t - 1)),
                 ab_n.new_zeros(()),
             ) / max(1, t - 1),
+            "rank": rank,
         }
         out = {"loss": sum(self.weights[k] * v for k, v in terms.items())}
         out.update({k: v.detach() for k, v in terms.items()})

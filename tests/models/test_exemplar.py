@@ -277,7 +277,7 @@ def test_training_step_runs_and_reduces_the_loss(backbone):
     for i in range(6):
         out = FAMILY.training_step(net, batch, backbone, step=0)  # same step: same references
         if i == 0:
-            for key in ("loss", "l1", "perceptual", "smooth", "temporal"):
+            for key in ("loss", "l1", "perceptual", "smooth", "temporal", "rank"):
                 assert torch.isfinite(out[key]) and out[key].dim() == 0
             assert out["loss"].requires_grad
         opt.zero_grad()
