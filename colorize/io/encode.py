@@ -27,6 +27,7 @@ import numpy as np
 from colorize.color.merge import chroma_planes, l_numpy, luma_plane, merge_rgb, quantize_rgb
 from colorize.io.decode import SourceFrame, is_full_range, yuv_matrix
 from colorize.io.errors import MediaError, describe_av_error
+from colorize.io.matroska import restore, write_display_aspect
 from colorize.io.probe import COLORSPACES, FIELD_ORDERS, PRIMARIES, RANGES, TRANSFERS, MediaInfo, enum_value
 from colorize.io.remux import StreamCopier, check_streams_fit, copy_tags, format_for, is_copied, supported_codecs
 
@@ -252,7 +253,12 @@ class MediaWriter:
         vs.time_base = self._tb
         cc = vs.codec_context
         cc.time_base = self._tb
-        cc.sample_aspect_ratio = info.sar
+        # Pixel aspect ratio, in all three places a player may look: the encoder (H.264/HEVC VUI,
+        # the mp4/mov 'pasp' atom), every frame (FFV1 codes it per slice from the frame alone: see
+        # _with_sar) and, for Matroska, the track header (written at commit, see _write_aspect).
+        self.sar = Fraction(info.sar) if info.sar else Fraction(1)
+        cc.sample_aspect_ratio = self.sar
+        self._sar_graph = None
         cc.thread_count = 0
         self.matrix = yuv_matrix(info)
         self.full_range = is_full_range(info.pix_fmt, info.color_range) or self.pix_fmt.startswith("yuvj")
@@ -325,9 +331,30 @@ class MediaWriter:
                                (planes[1].height, planes[1].width), interlaced=self.info.interlaced)
         _plane_view(planes[1], dtype)[...] = cb
         _plane_view(planes[2], dtype)[...] = cr
+        frame = self._with_sar(frame)
         for key, value in self._tags.items():
             setattr(frame, key, value)
         return frame
+
+    def _with_sar(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """The frame carrying the pixel aspect ratio (PyAV frames cannot set it; libavfilter's
+        setsar can, without copying the picture). Square pixels need nothing."""
+        if self.sar == 1:
+            return frame
+        if self._sar_graph is None:
+            g = av.filter.Graph()
+            src = g.add("buffer", video_size=f"{frame.width}x{frame.height}",
+                        pix_fmt=str(int(av.VideoFormat(self.pix_fmt))), time_base="1/1", pixel_aspect="1/1")
+            sar = g.add("setsar", sar=f"{self.sar.numerator}/{self.sar.denominator}", max=str(2**31 - 1))
+            sink = g.add("buffersink")
+            src.link_to(sar)
+            sar.link_to(sink)
+            g.configure()
+            self._sar_graph = g
+        frame.pts = self.frames_written  # placeholders: the caller sets the real timing
+        frame.time_base = Fraction(1, 1)
+        self._sar_graph.vpush(frame)
+        return self._sar_graph.vpull()
 
     def _luma(self, src: SourceFrame) -> np.ndarray:
         """The source's own Y' plane (bit for bit), rescaled only if the bit depth changes."""
@@ -380,8 +407,11 @@ class MediaWriter:
                 for packet in self._video.encode(None):
                     self._mux_video(packet)
                 self._copier.mux_until(self._container, None)
+                track = 1 + sum(1 for s in self._container.streams
+                                if s.index < self._video.index and s.type != "attachment")
                 self._container.close()
                 self._copier.close()
+                self._write_aspect(track)
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
@@ -394,6 +424,25 @@ class MediaWriter:
         self._closed = True
         self._finalizer.detach()
         _fsync_dir(self.final_path.parent)
+
+    def _write_aspect(self, track: int) -> None:
+        """Matroska/WebM keep the pixel aspect ratio in the track header, which PyAV cannot fill
+        (FFmpeg reads it from AVStream, PyAV sets only the encoder's): add it to the closed file
+        and check that FFmpeg reads it back, else put the header back as it was."""
+        if self.sar == 1 or self._format not in ("matroska", "webm"):
+            return
+        self._file.flush()
+        undo = write_display_aspect(self._file, track, self.info.width, self.info.height, self.sar,
+                                    webm=self._format == "webm")
+        if undo is None:
+            return  # no room: the bitstream (H.264 VUI, FFV1 slices) still carries it
+        try:
+            with av.open(str(self.temp_path)) as check:
+                ok = Fraction(check.streams[self._video.index].sample_aspect_ratio or 0) == self.sar
+        except (av.FFmpegError, IndexError):
+            ok = False
+        if not ok:
+            restore(self._file, undo)
 
     def abort(self) -> None:
         """Discard everything written; never touches ``final_path``. Safe to call twice, and from

@@ -234,7 +234,9 @@ def _probe_video(path: Path, container) -> MediaInfo:
     pix_fmt = first.format.name
     frames = stream.frames or _frames_from_tags(tags) or None
     fps = stream.average_rate or stream.guessed_rate or None
-    sar = cc.sample_aspect_ratio or Fraction(1, 1)
+    # The container's ratio first (Matroska DisplayWidth/Height, mp4 'pasp'), as FFmpeg decides it:
+    # FFV1 keeps it only in the container, where the codec parameters never see it.
+    sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio or Fraction(1, 1)
     container_tags = dict(container.metadata)
     return MediaInfo(
         path=path,

@@ -16,12 +16,8 @@ from colorize.io import probe
 from tests.media import make_clip, read_packets, read_video
 
 
-_FFV1_SAR = pytest.mark.xfail(strict=True, reason="io writer: the pixel aspect ratio is lost with ffv1 in "
-                                                 "Matroska (reported to the media-I/O engineer)")
-
-
 @pytest.mark.parametrize("container, codec", [
-    pytest.param("mkv", "ffv1", marks=_FFV1_SAR), ("mkv", None), ("mov", None), ("mp4", None),
+    ("mkv", "ffv1"), ("mkv", None), ("mov", None), ("mp4", None),
 ])
 def test_everything_but_chroma_survives(tmp_path, register_fake, container, codec):
     register_fake("fake", delay=2)
