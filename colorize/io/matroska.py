@@ -6,9 +6,11 @@ but FFV1 does not keep it there for a container to find, so an FFV1 master came 
 (a 4:3-pixel PAL transfer displayed squeezed). This module adds DisplayWidth / DisplayHeight /
 DisplayUnit to the video track, exactly as ``ffmpeg`` itself writes them.
 
-The edit never moves a byte outside the ``Tracks`` element: the few bytes it needs come out of the
-Void element that FFmpeg reserves inside every track entry, and the Tracks CRC-32 is recomputed.
-Anything unexpected (no room, an unknown layout) leaves the file untouched and returns False.
+The file keeps its size and everything from the end of ``Tracks`` on (clusters, cues, tags) stays
+byte for byte where it was: the few bytes needed come out of the Void that FFmpeg reserves inside
+each Matroska track entry, or else (WebM) out of the Void it leaves after the SeekHead, sliding the
+Info element down and fixing its SeekHead position. CRC-32 elements are recomputed. Anything
+unexpected (no room, an unknown layout) leaves the file untouched.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ _EBML = 0x1A45DFA3
 _SEGMENT = 0x18538067
 _TRACKS = 0x1654AE6B
 _CLUSTER = 0x1F43B675
+_SEEKHEAD = 0x114D9B74
+_SEEK = 0x4DBB
+_SEEK_POSITION = 0x53AC
 _TRACK_ENTRY = 0xAE
 _TRACK_NUMBER = 0xD7
 _VIDEO = 0xE0
@@ -124,24 +129,52 @@ def display_elements(width: int, height: int, sar: Fraction, webm: bool) -> byte
             + _uint_element(_DISPLAY_UNIT, _UNIT_DAR))
 
 
-def _find_tracks(f: BinaryIO) -> tuple[int, bytes]:
-    """(file offset, bytes) of the whole Tracks element."""
+def _with_crc(element: bytes) -> bytes:
+    """Recompute a level-1 element's CRC-32 (its first child, over every following data byte)."""
+    _, n = _read_id(element, 0)
+    size, m = _read_size(element, n)
+    body = n + m
+    first = next(_children(element, body, body + size), None)
+    if first is None or first[0] != _CRC32:
+        return element
+    out = bytearray(element)
+    out[first[2]:first[3]] = zlib.crc32(element[first[3]:body + size]).to_bytes(4, "little")
+    return bytes(out)
+
+
+def _resized(element: bytes, new_data: bytes) -> bytes:
+    """``element`` with its data replaced, its size field keeping its width where it can."""
+    _, n = _read_id(element, 0)
+    _, m = _read_size(element, n)
+    try:
+        size = _encode_size(len(new_data), m)
+    except _Layout:
+        size = _encode_size(len(new_data))
+    return element[:n] + size + new_data
+
+
+def _segment_head(f: BinaryIO) -> tuple[int, bytes, list[tuple[int, int, int, int]]]:
+    """(file offset of the Segment's data, its bytes up to the end of Tracks, the top-level
+    children (id, start, data, end) up to and including Tracks, offsets relative to the data)."""
     f.seek(0)
     head = f.read(64)
     eid, n = _read_id(head, 0)
     if eid != _EBML:
         raise _Layout("not an EBML file")
     size, m = _read_size(head, n)
-    pos = n + m + (size or 0)
+    if size is None:
+        raise _Layout("EBML header of unknown size")
+    pos = n + m + size
     f.seek(pos)
     head = f.read(16)
     eid, n = _read_id(head, 0)
     if eid != _SEGMENT:
         raise _Layout("no Segment")
     _, m = _read_size(head, n)
-    pos += n + m
-    while pos < _MAX_HEADER_SCAN:
-        f.seek(pos)
+    seg = pos + n + m
+    rel, children = 0, []
+    while rel < _MAX_HEADER_SCAN:
+        f.seek(seg + rel)
         head = f.read(16)
         if len(head) < 2:
             break
@@ -149,21 +182,23 @@ def _find_tracks(f: BinaryIO) -> tuple[int, bytes]:
         size, m = _read_size(head, n)
         if eid == _CLUSTER or size is None:
             break
+        children.append((eid, rel, rel + n + m, rel + n + m + size))
+        rel += n + m + size
         if eid == _TRACKS:
-            f.seek(pos)
-            whole = f.read(n + m + size)
-            if len(whole) != n + m + size:
-                raise _Layout("truncated Tracks")
-            return pos, whole
-        pos += n + m + size
+            f.seek(seg)
+            data = f.read(rel)
+            if len(data) != rel:
+                raise _Layout("truncated header")
+            return seg, data, children
     raise _Layout("no Tracks before the first Cluster")
 
 
-def _patched_tracks(tracks: bytes, track_number: int, elements: bytes) -> bytes:
+def _new_tracks(tracks: bytes, track_number: int, elements: bytes) -> bytes:
+    """The Tracks element with ``elements`` in the video track: the same length when the track
+    entry's reserved Void has room, else longer."""
     _, n = _read_id(tracks, 0)
     size, m = _read_size(tracks, n)
     body = n + m
-    out = bytearray(tracks)
     for cid, c_start, c_data, c_end in _children(tracks, body, body + size):
         if cid != _TRACK_ENTRY:
             continue
@@ -177,32 +212,59 @@ def _patched_tracks(tracks: bytes, track_number: int, elements: bytes) -> bytes:
         _, v_start, v_data, v_end = video
         kept = b"".join(tracks[s:e] for k, s, _, e in _children(tracks, v_data, v_end)
                         if k not in (_DISPLAY_WIDTH, _DISPLAY_HEIGHT, _DISPLAY_UNIT))
-        v_id = tracks[v_start:v_start + 1]
-        v_size_len = v_data - v_start - 1
-        new_data = kept + elements
-        try:
-            new_video = v_id + _encode_size(len(new_data), v_size_len) + new_data
-        except _Layout:
-            new_video = v_id + _encode_size(len(new_data)) + new_data
+        new_video = _resized(tracks[v_start:v_end], kept + elements)
         grow = len(new_video) - (v_end - v_start)
-        # Take (or give back) the difference from a Void after the Video element.
+        # Take the difference out of a Void after the Video element, when there is one...
         void = next((k for k in kids if k[0] == _VOID and k[1] >= v_end and _fits_void(k[3] - k[1] - grow)), None)
-        if void is None:
-            raise _Layout("no room in the track entry")
-        _, w_start, _, w_end = void
-        rebuilt = (new_video + tracks[v_end:w_start] + _void(w_end - w_start - grow))
-        if len(rebuilt) != w_end - v_start:
-            raise _Layout("the edit would change the track entry's size")
-        out[v_start:w_end] = rebuilt
-        break
-    else:
-        raise _Layout(f"no track number {track_number}")
-    # Level-1 CRC-32: the first child, over every following byte of the element's data.
-    first = next(_children(bytes(out), body, body + size))
-    if first[0] == _CRC32:
-        crc = zlib.crc32(bytes(out[first[3]:body + size]))
-        out[first[2]:first[3]] = crc.to_bytes(4, "little")
+        if void is not None:
+            _, w_start, _, w_end = void
+            entry_data = (tracks[c_data:v_start] + new_video + tracks[v_end:w_start]
+                          + _void(w_end - w_start - grow) + tracks[w_end:c_end])
+        else:  # ...else the track entry grows
+            entry_data = tracks[c_data:v_start] + new_video + tracks[v_end:c_end]
+        entry = _resized(tracks[c_start:c_end], entry_data)
+        new = _resized(tracks, tracks[body:c_start] + entry + tracks[c_end:body + size])
+        return _with_crc(new)
+    raise _Layout(f"no track number {track_number}")
+
+
+def _moved_seekheads(head: bytes, children, lo: int, hi: int, shift: int) -> bytes:
+    """SeekHeads with every position in [lo, hi) moved by ``shift`` (same field widths)."""
+    out = bytearray(head)
+    for eid, start, data, end in children:
+        if eid != _SEEKHEAD:
+            continue
+        for sid, _, s_data, s_end in _children(head, data, end):
+            if sid != _SEEK:
+                continue
+            for pid, _, p_data, p_end in _children(head, s_data, s_end):
+                if pid != _SEEK_POSITION:
+                    continue
+                value = int.from_bytes(head[p_data:p_end], "big")
+                if lo <= value < hi:
+                    out[p_data:p_end] = (value + shift).to_bytes(p_end - p_data, "big")
+        out[start:end] = _with_crc(bytes(out[start:end]))
     return bytes(out)
+
+
+def _patched_head(head: bytes, children, track_number: int, elements: bytes) -> bytes:
+    *before, (_, t_start, _, t_end) = children
+    tracks = _new_tracks(head[t_start:t_end], track_number, elements)
+    grow = len(tracks) - (t_end - t_start)
+    if grow == 0:
+        return head[:t_start] + tracks
+    # The track header grew: take the bytes from a top-level Void before it (FFmpeg leaves one
+    # after the SeekHead) and slide what lies between towards the start. Clusters, Cues and every
+    # byte after Tracks stay where they are; only SeekHead positions of the slid elements change.
+    void = next(((s, e) for k, s, _, e in before if k == _VOID and _fits_void(e - s - grow)), None)
+    if void is None or any(k == _SEEKHEAD and s > void[0] for k, s, _, _ in before):
+        raise _Layout("no room before the track header")
+    v_start, v_end = void
+    moved = _moved_seekheads(head, children, v_end, t_end, -grow)
+    new = moved[:v_start] + _void(v_end - v_start - grow) + moved[v_end:t_start] + tracks
+    if len(new) != len(head):
+        raise _Layout("the edit would change the header's size")
+    return new
 
 
 def write_display_aspect(f: BinaryIO, track_number: int, width: int, height: int, sar: Fraction,
@@ -213,16 +275,19 @@ def write_display_aspect(f: BinaryIO, track_number: int, width: int, height: int
     Returns ``(offset, original bytes)`` of the region it rewrote, so that a caller whose check of
     the result fails can put it back; None when it changed nothing."""
     try:
-        offset, tracks = _find_tracks(f)
-        patched = _patched_tracks(tracks, track_number, display_elements(width, height, sar, webm))
+        offset, head, children = _segment_head(f)
+        patched = _patched_head(head, children, track_number, display_elements(width, height, sar, webm))
     except (_Layout, IndexError, StopIteration):
         return None
-    if len(patched) != len(tracks):
+    if len(patched) != len(head):
         return None
-    f.seek(offset)
-    f.write(patched)
+    start = next(i for i, (a, b) in enumerate(zip(head, patched)) if a != b) if patched != head else len(head)
+    if start == len(head):
+        return None
+    f.seek(offset + start)
+    f.write(patched[start:])
     f.flush()
-    return offset, tracks
+    return offset + start, head[start:]
 
 
 def restore(f: BinaryIO, undo: tuple[int, bytes]) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from colorize.io import EncodeOptions, MediaWriter, iter_frames, probe
-from colorize.io.matroska import _children, _find_tracks, _read_size, write_display_aspect
+from colorize.io.matroska import _children, _segment_head, write_display_aspect
 from tests.media import make_clip, read_video
 
 SAR = Fraction(4, 3)
@@ -52,7 +52,7 @@ def _decoded_frame_sar(path) -> str:
 
 @pytest.mark.parametrize("src_container, out_ext, codec", [
     ("mkv", "mkv", "ffv1"), ("mkv", "mkv", "libx264"), ("mov", "mov", "libx264"), ("mp4", "mp4", "libx264"),
-    ("mkv", "mkv", "libx265"),
+    ("mkv", "webm", "libvpx-vp9"), ("mkv", "mkv", "libx265"),
 ])
 def test_pixel_aspect_ratio_survives(tmp_path, src_container, out_ext, codec):
     src = make_clip(tmp_path / f"pal.{src_container}", src_container, size=(66, 38), frames=3, sar=SAR)
@@ -73,40 +73,65 @@ def test_square_pixels_stay_square(tmp_path):
     assert _decoded_frame_sar(out) == "0/1"  # unknown, as FFmpeg writes square pixels
 
 
-def _tracks_crc_ok(path) -> bool:
+def _header_ok(path) -> bool:
+    """Every level-1 element before the clusters whose first child is a CRC-32 matches it, and
+    every SeekHead entry points at an element with the id it names."""
     with open(path, "rb") as f:
-        _, tracks = _find_tracks(f)
-    _, size_len = _read_size(tracks, 4)  # after the 4-byte Tracks id
-    body = 4 + size_len
-    first = next(_children(tracks, body, len(tracks)))
-    assert first[0] == 0xBF
-    return int.from_bytes(tracks[first[2]:first[3]], "little") == zlib.crc32(tracks[first[3]:])
+        seg, head, children = _segment_head(f)
+        data_all = f.seek(0) or f.read()
+    for eid, _, data, end in children:
+        if eid != 0x114D9B74:
+            continue
+        for k, _, s_data, s_end in _children(head, data, end):
+            if k != 0x4DBB:  # Seek (the other child is the CRC-32)
+                continue
+            fields = {k: head[d:e] for k, _, d, e in _children(head, s_data, s_end)}
+            target, pos = fields[0x53AB], int.from_bytes(fields[0x53AC], "big")
+            if data_all[seg + pos:seg + pos + len(target)] != target:
+                return False
+    for eid, start, data, end in children:
+        if eid == 0xEC:  # Void: no children
+            continue
+        first = next(_children(head, data, end), None)
+        if first is not None and first[0] == 0xBF:
+            if int.from_bytes(head[first[2]:first[3]], "little") != zlib.crc32(head[first[3]:end]):
+                return False
+    return True
 
 
-def test_header_edit_touches_only_the_track_header(tmp_path):
-    src = make_clip(tmp_path / "sq.mkv", "mkv", size=(66, 38), frames=3, audio_tracks=1, subtitles=True)
-    assert probe(src).sar == 1
-    edited = tmp_path / "edited.mkv"
-    shutil.copy(src, edited)
+@pytest.mark.parametrize("ext, codec", [("mkv", "ffv1"), ("webm", "libvpx-vp9")])
+def test_header_edit_touches_only_the_header(tmp_path, ext, codec):
+    """Matroska: room from the track entry's Void. WebM (no such Void): room from the Void after
+    the SeekHead, sliding Info down. Either way the file keeps its size and every byte from the
+    end of the track header on."""
+    src = make_clip(tmp_path / "sq.mkv", "mkv", size=(66, 38), frames=3)
+    plain = tmp_path / f"plain.{ext}"
+    _colorize(src, plain, codec)
+    assert probe(plain).sar == 1
+    edited = tmp_path / f"edited.{ext}"
+    shutil.copy(plain, edited)
     with open(edited, "r+b") as f:
-        undo = write_display_aspect(f, 1, 66, 38, SAR)
+        seg, _, children = _segment_head(f)
+        tracks_end = seg + children[-1][3]
+        undo = write_display_aspect(f, 1, 66, 38, SAR, webm=ext == "webm")
     assert undo is not None
     offset, original = undo
-    before, after = src.read_bytes(), edited.read_bytes()
-    assert len(after) == len(before)
-    assert after[:offset] == before[:offset]
-    assert after[offset + len(original):] == before[offset + len(original):]
-    assert after != before and _tracks_crc_ok(edited) and _tracks_crc_ok(src)
+    before, after = plain.read_bytes(), edited.read_bytes()
+    assert len(after) == len(before) and after != before
+    assert offset + len(original) == tracks_end
+    assert after[:offset] == before[:offset] and after[tracks_end:] == before[tracks_end:]
+    assert _header_ok(plain) and _header_ok(edited)
     assert probe(edited).sar == SAR
-    t0, y0, _ = read_video(src)
+    t0, y0, _ = read_video(plain)
     t1, y1, _ = read_video(edited)
     assert t0 == t1 and all(np.array_equal(a, b) for a, b in zip(y0, y1))
 
 
-def test_header_edit_without_room_changes_nothing(tmp_path):
-    src = make_clip(tmp_path / "sq.mkv", "mkv", size=(66, 38), frames=2)
-    before = src.read_bytes()
-    awkward = Fraction(1_000_003, 1_000_000)  # a display ratio too long for the reserved bytes
-    with open(src, "r+b") as f:
-        assert write_display_aspect(f, 1, 66, 38, awkward) is None
-    assert src.read_bytes() == before
+def test_header_edit_refuses_what_it_does_not_understand(tmp_path):
+    mkv = make_clip(tmp_path / "sq.mkv", "mkv", size=(66, 38), frames=2)
+    mp4 = make_clip(tmp_path / "sq.mp4", "mp4", size=(66, 38), frames=2)
+    for path, track in ((mkv, 7), (mp4, 1)):  # no such track; not Matroska at all
+        before = path.read_bytes()
+        with open(path, "r+b") as f:
+            assert write_display_aspect(f, track, 66, 38, SAR) is None
+        assert path.read_bytes() == before
