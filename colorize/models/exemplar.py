@@ -327,7 +327,9 @@ class ExemplarColorizer(StreamColorizer):
         short = self.ref_short_side or min(frame_hw)
         # The tensor itself is kept in the entry, so its storage (and data_ptr) cannot be reused;
         # _version changes if it is modified in place.
-        key = (ref_lab.data_ptr(), ref_lab._version, tuple(ref_lab.shape), ref_lab.stride(), ref_lab.dtype,
+        # Inference tensors (made under torch.inference_mode) keep no version counter.
+        version = -1 if ref_lab.is_inference() else ref_lab._version
+        key = (ref_lab.data_ptr(), version, tuple(ref_lab.shape), ref_lab.stride(), ref_lab.dtype,
                str(ref_lab.device), short)
         hit = self._codes.get(key)
         if hit is not None:

@@ -168,6 +168,15 @@ def test_scoring_then_choosing_a_reference_encodes_it_once(colorizer, monkeypatc
     assert len(calls) == 7 + 2
 
 
+def test_reference_made_under_inference_mode(colorizer):
+    with torch.inference_mode():  # as a runner's loop makes it
+        ref = _photo_lab("coffee", (64, 96)) * 1.0
+        colorizer.set_reference(ref)
+        colorizer.reset()
+        assert colorizer.push(0, torch.rand(1, 64, 96) * 100)[0][1].shape == (1, 2, 64, 96)
+        assert -1.0 <= colorizer.reference_score(torch.rand(1, 64, 96) * 100, ref) <= 1.0
+
+
 def test_stream_equals_the_training_form(backbone):
     """push() over a shot == the family's batch form (propagation mode, reference = frame 0)."""
     torch.manual_seed(1)
