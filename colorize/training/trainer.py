@@ -44,6 +44,7 @@ class TrainConfig:
     eval_batches: int = 12
     ckpt_minutes: float = 5.0
     threads: int = 0  # 0 = all cores
+    init: str = ""  # start from these trainable weights (fine-tuning); ignored on resume
     extra: dict = field(default_factory=dict)
 
 
@@ -87,6 +88,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.family = load_family(cfg.model)
         self.net = self.family.build_net()
+        if cfg.init:
+            self.net.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=True), strict=True)
         self.backbone = FrozenBackbone(load_pretrained_backbone())
         self.opt = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
         self.step = 0
