@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _landscape_module():
+def _example_module():
     spec = importlib.util.spec_from_file_location("make_examples", ROOT / "examples" / "make_examples.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -46,13 +46,13 @@ def _landscape_module():
 
 
 def make_input(path: Path, frames: int, width: int, height: int, fps: int = 25) -> Path:
-    """The example's landscape/beach frames (black and white), scaled to width x height, + audio."""
+    """The example clip's frames (black and white photographs, two shots), scaled to width x height,
+    + audio."""
     import cv2
 
-    ex = _landscape_module()
-    rng = np.random.default_rng(0)
+    ex = _example_module()
     cache: dict[int, np.ndarray] = {}
-    period = ex.FPS * ex.SECONDS  # loop the 3-second scene
+    period = ex.FRAMES  # loop the example's two shots
     with av.open(str(path), "w") as out:
         v = out.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
@@ -61,7 +61,7 @@ def make_input(path: Path, frames: int, width: int, height: int, fps: int = 25) 
         for i in range(frames):
             k = i % period
             if k not in cache:
-                grey = ex._luma(ex.frame_rgb(k, rng)).clip(0, 1)
+                grey = ex._luma(ex.frame_rgb(k)).clip(0, 1)
                 cache[k] = cv2.resize((16 + grey * 219).astype(np.float32), (width, height),
                                       interpolation=cv2.INTER_CUBIC).round().clip(0, 255).astype(np.uint8)
             f = av.VideoFrame(width, height, "yuv420p")

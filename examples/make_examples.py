@@ -1,116 +1,105 @@
-"""Make the example inputs: a 3-second black-and-white clip with sound, and a colour still.
+"""Make the example inputs from real photographs that are public domain or CC0.
 
-Everything is synthetic (numpy + PyAV only; no third-party footage), so it can be shared freely:
+The photographs ship with scikit-image (``skimage.data``); their licences are quoted from its
+docstrings in ``examples/README.md``. Only the ones stated public domain or CC0 are used:
 
-* ``clip.mp4``  320x240, 25 fps, 75 frames, H.264, black and white, with a sine-tone AAC track.
-  Two shots: a landscape (blue sky, drifting clouds, a moving sun, green hills with parallax, a red
-  barn) for 2 s, then a cut to a beach (sea, sand, sky) for 1 s: enough to see scene-cut handling
-  and per-shot references.
-* ``still.jpg`` a colour frame of the first shot (the reference an archivist would colour by hand).
+* ``coffee``    -- a cup of coffee on a wooden table; CC0, Rachel Michetti (Pikolo Espresso Bar).
+* ``astronaut`` -- Eileen Collins, NASA; public domain.
+* ``chelsea``   -- Chelsea the cat; CC0, Stefan van der Walt.
 
-Run: ``python examples/make_examples.py`` (writes next to this file). Deterministic.
+Outputs (written next to this file):
+
+* ``clip.mp4``  480x320, 24 fps, 84 frames (3.5 s), H.264 black and white (Rec.709 luma, limited
+  range, a little film grain) with a sine-tone AAC track. Shot 1 (2 s): a slow push-in on the
+  coffee. Hard cut. Shot 2 (1.5 s): a slow push-in on the astronaut portrait. The camera moves are
+  synthetic (sub-pixel crops of the still photo, always downscaled, so they stay sharp); the cut
+  exercises scene-cut handling and per-shot references.
+* ``still.jpg`` the first frame of shot 1 in colour: the reference for ``--ref`` demos.
+* ``photo.jpg`` the cat, greyscale: the stills demo.
+
+Run: ``python examples/make_examples.py`` (needs scikit-image, from the ``[test]`` extra).
+Deterministic. A development tool: nothing in the package imports it.
 """
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
+from skimage import data
+from skimage.transform import AffineTransform, warp
 
-W, H, FPS, SECONDS = 320, 240, 25, 3
-CUT = 50  # first frame of the second shot
+W, H, FPS = 480, 320, 24
+SHOT1, SHOT2 = 48, 36  # frames: 2 s, then 1.5 s after the cut
+FRAMES = SHOT1 + SHOT2
 SAMPLE_RATE = 48000
+REC709 = np.array([0.2126, 0.7152, 0.0722])
 
 
-def _lerp(a, b, t):
-    return a + (b - a) * t
+def _smooth(t: float) -> float:
+    """Ease in and out, like a camera operator's hands."""
+    return t * t * (3 - 2 * t)
 
 
-def _landscape(i: int, rng: np.random.Generator) -> np.ndarray:
-    """Frame ``i`` of shot 1, float RGB in [0, 1], H x W x 3."""
-    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
-    t = i / FPS
-    sky_top, sky_low = np.array([0.22, 0.45, 0.85]), np.array([0.70, 0.85, 0.98])
-    img = _lerp(sky_top, sky_low, (y / (H * 0.6))[..., None].clip(0, 1))
-    # Sun moving slowly to the right and up.
-    sx, sy = 60 + 30 * t, 70 - 8 * t
-    d = np.hypot(x - sx, y - sy)
-    glow = np.exp(-((d / 40.0) ** 2))[..., None]
-    img = _lerp(img, np.array([1.0, 0.95, 0.75]), 0.5 * glow)
-    img = np.where((d < 14)[..., None], np.array([1.0, 0.93, 0.55]), img)
-    # Clouds: soft white blobs drifting left.
-    for cx, cy, r in ((250, 45, 26), (150, 30, 18), (330, 70, 22)):
-        cxx = (cx - 20 * t) % (W + 60) - 30
-        c = np.exp(-(((x - cxx) / (1.8 * r)) ** 2 + ((y - cy) / r) ** 2))[..., None]
-        img = _lerp(img, np.array([0.97, 0.97, 0.98]), 0.85 * c.clip(0, 1))
-    # Far hills (blue-green) and near hills (grass green), with parallax.
-    far = 150 + 14 * np.sin((x + 8 * t * FPS / 10) / 37.0) + 8 * np.sin((x + 5 * t) / 13.0)
-    img = np.where((y > far)[..., None], np.array([0.30, 0.52, 0.40]), img)
-    near = 180 + 18 * np.sin((x + 30 * t) / 55.0 + 1.0) + 5 * np.sin((x + 30 * t) / 9.0)
-    grass = np.array([0.28, 0.60, 0.18]) * (0.93 + 0.07 * np.sin(y / 2.0) * np.sin(x / 3.0))[..., None]
-    img = np.where((y > near)[..., None], grass, img)
-    # A red barn with a dark roof on the near hill, moving with it.
-    bx = int(200 - 30 * t)
-    by = 170
-    barn = (x >= bx) & (x < bx + 44) & (y >= by) & (y < by + 30)
-    roof = (y >= by - 14) & (y < by) & (np.abs(x - (bx + 22)) < (y - (by - 14)) * 1.7)
-    img = np.where(barn[..., None], np.array([0.70, 0.12, 0.10]), img)
-    img = np.where(roof[..., None], np.array([0.25, 0.20, 0.18]), img)
-    door = (x >= bx + 17) & (x < bx + 27) & (y >= by + 12) & (y < by + 30)
-    img = np.where(door[..., None], np.array([0.95, 0.92, 0.85]), img)
-    return img.clip(0, 1)
+def _crop(img: np.ndarray, cx: float, cy: float, width: float) -> np.ndarray:
+    """The W x H view of ``img`` (float RGB) centred on (cx, cy), ``width`` source pixels wide."""
+    s = width / W
+    tf = AffineTransform(scale=(s, s), translation=(cx - s * W / 2, cy - s * H / 2))
+    return warp(img, tf, output_shape=(H, W), order=3, mode="edge")
 
 
-def _beach(i: int, rng: np.random.Generator) -> np.ndarray:
-    """Frame ``i`` of shot 2: sky, sea with moving waves, sand."""
-    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
-    t = i / FPS
-    img = _lerp(np.array([0.35, 0.60, 0.92]), np.array([0.80, 0.90, 0.98]), (y / 100.0)[..., None].clip(0, 1))
-    sea_top = 100
-    waves = 0.03 * np.sin(x / 17.0 - 6 * t) * np.sin(y / 2.5)
-    sea = _lerp(np.array([0.05, 0.35, 0.55]), np.array([0.10, 0.55, 0.65]), ((y - sea_top) / 80.0)[..., None].clip(0, 1))
-    img = np.where((y >= sea_top)[..., None], sea + waves[..., None], img)
-    shore = 175 + 6 * np.sin(x / 25.0 + 2 * t)
-    img = np.where((y > shore)[..., None] & (y <= shore + 4)[..., None], np.array([0.95, 0.97, 0.98]), img)
-    sand = np.array([0.86, 0.76, 0.55]) * (0.95 + 0.05 * np.sin(x * 1.3) * np.sin(y * 0.7))[..., None]
-    img = np.where((y > shore + 4)[..., None], sand, img)
-    return img.clip(0, 1)
+@lru_cache(maxsize=None)
+def _photo(name: str) -> np.ndarray:
+    return getattr(data, name)().astype(np.float32) / 255
+
+
+def shot1(i: int) -> np.ndarray:
+    """Push-in on the coffee cup: the whole 600x400 photo down to a 76% crop, drifting a little."""
+    img = _photo("coffee")
+    t = _smooth(i / (SHOT1 - 1))
+    width = 600 - 144 * t
+    return _crop(img, 300 + 18 * t, 200 - 6 * t, width)
+
+
+def shot2(i: int) -> np.ndarray:
+    """Slow push-in on the 512x512 astronaut portrait, from head and shoulders to the face."""
+    img = _photo("astronaut")
+    t = _smooth(i / (SHOT2 - 1))
+    return _crop(img, 256 - 24 * t, 190 - 34 * t, 510 - 110 * t)
+
+
+def frame_rgb(i: int) -> np.ndarray:
+    return shot1(i) if i < SHOT1 else shot2(i - SHOT1)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
-    """Rec.601 luma of sRGB, the way a black-and-white print of this scene would look."""
-    return rgb @ np.array([0.299, 0.587, 0.114])
-
-
-def _grain(rng: np.random.Generator) -> np.ndarray:
-    return rng.normal(0.0, 0.012, size=(H, W))
-
-
-def frame_rgb(i: int, rng: np.random.Generator) -> np.ndarray:
-    return _landscape(i, rng) if i < CUT else _beach(i - CUT, rng)
+    """Rec.709 luma of the sRGB photo: what a panchromatic black-and-white print would hold."""
+    return rgb @ REC709
 
 
 def make_clip(path: Path) -> None:
     rng = np.random.default_rng(1895)
-    n = FPS * SECONDS
-    with av.open(str(path), "w", format="mp4") as out:
-        out.metadata["title"] = "colorize example: a synthetic landscape"
+    n = FRAMES
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        out.metadata["title"] = "colorize example: public-domain photographs (coffee, astronaut)"
         v = out.add_stream("libx264", rate=FPS)
         v.width, v.height, v.pix_fmt = W, H, "yuv420p"
-        v.options = {"crf": "20", "preset": "slow", "tune": "grain"}
-        v.codec_context.color_range = 1  # MPEG (limited) range, tagged
+        v.options = {"crf": "20", "preset": "slow", "tune": "film", "g": str(FPS * 2)}
+        cc = v.codec_context
+        cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 1, 1, 1  # BT.709, limited
         a = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
         a.bit_rate = 48000
-        samples = SECONDS * SAMPLE_RATE
+        samples = n * SAMPLE_RATE // FPS
         tt = np.arange(samples) / SAMPLE_RATE
-        # A soft two-tone chime that changes at the cut.
-        freq = np.where(tt < CUT / FPS, 440.0, 330.0)
+        freq = np.where(tt < SHOT1 / FPS, 440.0, 330.0)  # the tone changes at the cut
         tone = (0.2 * np.sin(2 * math.pi * freq * tt) * (0.6 + 0.4 * np.sin(2 * math.pi * 0.5 * tt))).astype(np.float32)
         for i in range(n):
-            grey = (_luma(frame_rgb(i, rng)) + _grain(rng)).clip(0, 1)
+            grey = (_luma(frame_rgb(i)) + rng.normal(0.0, 0.006, size=(H, W))).clip(0, 1)
             y8 = (16 + grey * 219).round().astype(np.uint8)
             frame = av.VideoFrame(W, H, "yuv420p")
             for k, plane in enumerate(frame.planes):
@@ -118,13 +107,12 @@ def make_clip(path: Path) -> None:
                 view[:, : plane.width] = y8 if k == 0 else 128
             frame.pts = i
             frame.time_base = Fraction(1, FPS)
-            frame.color_range = 1
+            frame.color_range, frame.colorspace = 1, 1
             for pkt in v.encode(frame):
                 out.mux(pkt)
         chunk = 1024
         for s in range(0, samples, chunk):
-            block = tone[s:s + chunk]
-            af = av.AudioFrame.from_ndarray(block[None, :], format="fltp", layout="mono")
+            af = av.AudioFrame.from_ndarray(tone[None, s:s + chunk], format="fltp", layout="mono")
             af.sample_rate = SAMPLE_RATE
             af.pts = s
             af.time_base = Fraction(1, SAMPLE_RATE)
@@ -136,24 +124,33 @@ def make_clip(path: Path) -> None:
             out.mux(pkt)
 
 
-def make_still(path: Path, index: int = 20) -> None:
-    rgb = (frame_rgb(index, np.random.default_rng(7)) * 255).round().astype(np.uint8)
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-    with av.open(str(path), "w", format="image2") as out:
-        s = out.add_stream("mjpeg", rate=1)
-        s.width, s.height, s.pix_fmt = W, H, "yuvj444p"
-        s.options = {"qmin": "2", "qmax": "4"}
-        for pkt in s.encode(frame.reformat(format="yuvj444p")):
-            out.mux(pkt)
-        for pkt in s.encode():
-            out.mux(pkt)
+def _save_jpeg(path: Path, img8: np.ndarray) -> None:
+    """RGB (H x W x 3) or grey (H x W, a true one-channel JPEG) uint8."""
+    if img8.ndim == 3:
+        img8 = cv2.cvtColor(img8, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", img8, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise RuntimeError(f"cannot encode {path}")
+    path.write_bytes(buf.tobytes())
+
+
+def make_still(path: Path, index: int = 0) -> None:
+    """The clip's frame ``index`` in colour (a hand-coloured reference frame, in effect)."""
+    _save_jpeg(path, (frame_rgb(index) * 255).round().astype(np.uint8))
+
+
+def make_photo(path: Path) -> None:
+    """Chelsea the cat in black and white, at the photo's own 451x300."""
+    grey = _luma(data.chelsea().astype(np.float32) / 255)
+    _save_jpeg(path, (grey * 255).round().astype(np.uint8))
 
 
 def main() -> None:
     here = Path(__file__).resolve().parent
     make_clip(here / "clip.mp4")
     make_still(here / "still.jpg")
-    for name in ("clip.mp4", "still.jpg"):
+    make_photo(here / "photo.jpg")
+    for name in ("clip.mp4", "still.jpg", "photo.jpg"):
         print(f"{here / name}: {(here / name).stat().st_size / 1024:.0f} KiB")
 
 
