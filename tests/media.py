@@ -91,6 +91,10 @@ def make_clip(
     milliseconds (time base 1/1000) so they survive every container exactly.
     """
     path = Path(path)
+    if sar is not None and codec == "ffv1":
+        # FFV1 takes the ratio from each frame and Matroska from AVStream, neither of which PyAV
+        # sets: the clip would silently have square pixels (colorize's writer works around both).
+        raise ValueError("make_clip cannot give an FFV1 clip a pixel aspect ratio")
     high = 1023 if "10" in pix_fmt else 255
     mid = 512 if high > 255 else 128
     durations = frame_durations(frames, vfr)
