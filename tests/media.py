@@ -84,6 +84,7 @@ def make_clip(
     attachment: bytes | None = None,
     grain: float = 0.0,
     interlaced: bool = False,
+    rotation: int = 0,
 ) -> Path:
     """Write a test clip and return its path.
 
@@ -129,6 +130,8 @@ def make_clip(
         cc.color_range = color_range
         if sar is not None:
             cc.sample_aspect_ratio = sar
+        if rotation:  # a phone clip: stored landscape, displayed turned
+            video.set_display_rotation(rotation)
         if codec == "libx264":
             video.options = {"crf": "23", "preset": "ultrafast", "bf": "2"}
             if interlaced:  # top field first, coded as fields (a PAL/NTSC telecine transfer)

@@ -251,6 +251,10 @@ class MediaWriter:
         self.pix_fmt = choose_pix_fmt(info.pix_fmt, opts.codec, opts.pix_fmt)
         vs.pix_fmt = self.pix_fmt
         vs.time_base = self._tb
+        if info.rotation:
+            # Frames are written as stored; the display matrix tells players to turn them, as the
+            # input's did.
+            vs.set_display_rotation(info.rotation)
         cc = vs.codec_context
         cc.time_base = self._tb
         # Pixel aspect ratio, in all three places a player may look: the encoder (H.264/HEVC VUI,

@@ -31,3 +31,20 @@ def test_probe_10bit(tmp_path):
     path = make_clip(tmp_path / "ten.mkv", "mkv", codec="ffv1", pix_fmt="yuv420p10le", frames=2)
     info = probe(path)
     assert info.pix_fmt == "yuv420p10le" and info.bit_depth == 10 and info.codec == "ffv1"
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv", "mov"])
+def test_rotation_is_read_and_kept(tmp_path, container):
+    import numpy as np
+
+    from colorize.io import EncodeOptions, MediaWriter, iter_frames
+
+    src = make_clip(tmp_path / f"rot.{container}", container, frames=3, rotation=90)
+    info = probe(src)
+    assert info.rotation == 90
+    out = tmp_path / f"out.{container}"
+    with MediaWriter(out, info, EncodeOptions()) as writer:
+        for frame in iter_frames(src, info):
+            writer.write(frame, np.zeros((*frame.rgb.shape[:2], 2), np.float32))
+    kept = probe(out)
+    assert kept.rotation == 90 and (kept.width, kept.height) == (info.width, info.height)
