@@ -97,7 +97,7 @@ def create_model(
     **options,
 ) -> StreamColorizer:
     """Build model ``name`` on ``device``. ``weights=None`` means the shipped default weights."""
-    info = get_model_info(name)
+    get_model_info(name)  # unknown names fail loudly, listing the choices
     return _REGISTRY[name].builder(device=torch.device(device), dtype=dtype, weights=weights, **options)
 
 

@@ -20,15 +20,6 @@ from colorize.color.merge import (
 RNG = np.random.default_rng(0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: thread hand-offs cost more than the work on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _to_float(rgb: np.ndarray) -> torch.Tensor:
     top = 255.0 if rgb.dtype == np.uint8 else 65535.0
     return torch.from_numpy(rgb.astype(np.float64) / top).permute(2, 0, 1)

@@ -7,15 +7,6 @@ import torch.nn.functional as F
 from colorize.color.upsample import ABUpsampler, upsample_ab
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: thread hand-offs cost more than the work on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _edge_scene(h=96, w=128, edge=0.43):
     """Full-res L with a vertical edge not on the working grid; ab red left, blue right."""
     x = torch.arange(w).view(1, 1, 1, w).expand(1, 1, h, w)

@@ -7,17 +7,8 @@ import torch
 from colorize.evaluation import EvalError, cli_eval, evaluate, find_clips, format_report, quick_eval
 from colorize.color.lab import lab_to_rgb
 from colorize.evaluation.runner import grey_rgb, render_shape
-from tests.evaluation.fakes import FakeColorizer, decode_lab, write_clip
+from tests.evaluation.fakes import FakeColorizer, decode_lab
 
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny frames: threads only add contention on the shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _truths(clip_dir):

@@ -5,18 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-import torch
 
 from tests.media import make_clip
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny frames: thread hand-offs cost more than the work on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -24,15 +24,6 @@ from tests.training.synthetic import smooth_image, synthetic_batch
 skimage_data = pytest.importorskip("skimage.data")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: a second thread only adds spin-waiting on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _photo_lab(name: str, size: tuple[int, int]) -> torch.Tensor:
     rgb = torch.from_numpy(getattr(skimage_data, name)()).permute(2, 0, 1)[None].float() / 255
     return rgb_to_lab(F.interpolate(rgb, size=size, mode="area"))

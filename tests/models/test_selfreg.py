@@ -1,6 +1,5 @@
 """selfreg (Lei & Chen): networks, stream bookkeeping, weights, training step."""
 
-import json
 
 import pytest
 import torch
@@ -20,15 +19,6 @@ from colorize.models.selfreg import (
 from tests.training.synthetic import synthetic_batch
 
 H, W = 64, 96
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP oversubscription on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

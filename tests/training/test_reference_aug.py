@@ -19,15 +19,6 @@ from colorize.training.reference_aug import (
 from tests.training.synthetic import smooth_image
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: a second thread only adds spin-waiting on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _images(n, h=48, w=64, seed=0):
     rng = np.random.default_rng(seed)
     arr = np.stack([smooth_image(rng, h, w) for _ in range(n)])
