@@ -11,7 +11,8 @@ import click
 
 from colorize.cli.options import (
     EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
-    debug_option, device_option, json_option, model_option, weights_option,
+    debug_option, device_option, json_option, model_option, model_options_from_flags,
+    saturation_boost_option, weights_option,
 )
 from colorize.pipeline.config import PICK_CHOICES, RunConfig, default_model_name
 
@@ -103,6 +104,7 @@ def _list_models(ctx, param, value):
                    "... plus a contact-sheet PNG).")
 @click.option("--refine-passes", type=click.IntRange(min=0), default=None,
               help="Refinement passes for models that have one (default: the model's).")
+@saturation_boost_option
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip those inputs).")
 @json_option("Print one JSON object per input on stdout (input, output, status, frames, seconds, "
              "model, weights_sha256, error).")
@@ -112,7 +114,7 @@ def _list_models(ctx, param, value):
               help="List the models (same as `colorize models`, whatever files are in this folder) and exit.")
 @click.version_option(package_name="colorize", message="%(prog)s %(version)s")
 def colorize_command(inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
-                     diverse, pick, refine_passes, overwrite, as_json, quiet, debug):
+                     diverse, pick, refine_passes, no_saturation_boost, overwrite, as_json, quiet, debug):
     """Colourize black-and-white videos and stills.
 
     INPUT is a video, a still image (jpg, png, tiff, webp) or a folder of them. Only the chroma
@@ -123,6 +125,7 @@ def colorize_command(inputs, output, model, refs, weights, device, render_size, 
         inputs=list(inputs), output=output, model=model, refs=refs, weights=weights, device=device,
         render_size=render_size, codec=codec, crf=crf, preset=preset, diverse=diverse, pick=pick,
         refine_passes=refine_passes, overwrite=overwrite, as_json=as_json, quiet=quiet, debug=debug,
+        model_options=model_options_from_flags(no_saturation_boost=no_saturation_boost),
     ))
 
 
@@ -131,8 +134,12 @@ def _err(text: str) -> None:
 
 
 def run_colorize(*, inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
-                 diverse, pick, refine_passes, overwrite, as_json, quiet, debug) -> int:
-    """Everything the command does, returning the exit code (library errors -> messages here)."""
+                 diverse, pick, refine_passes, overwrite, as_json, quiet, debug,
+                 model_options: tuple[tuple[str, object], ...] = ()) -> int:
+    """Everything the command does, returning the exit code (library errors -> messages here).
+
+    ``model_options``: ``RunConfig.extra_model_options`` (model-specific flags, already checked
+    against the model by the runner)."""
     import torch
 
     from colorize.cli.progress import make_reporter
@@ -159,6 +166,7 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
                 model=model or default_model_name(bool(refs)), weights=weights, references=tuple(refs),
                 device=device, render_size=render_size, codec=codec, crf=crf, preset=preset,
                 diverse=diverse, pick=pick, refine_passes=refine_passes, overwrite=overwrite,
+                extra_model_options=tuple(model_options),
             )
             runner = Runner(config)
             jobs = plan_jobs(inputs, output, codec)

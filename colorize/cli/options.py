@@ -69,3 +69,20 @@ def json_option(help: str):
 
 def debug_option(f):
     return click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")(f)
+
+
+def saturation_boost_option(f):
+    """``--no-saturation-boost`` -> the model option ``saturation_boost=False`` (devc only)."""
+    return click.option(
+        "--no-saturation-boost", "no_saturation_boost", is_flag=True,
+        help="devc: leave out the official x1.25 saturation boost of the predicted colours "
+             "(models without that option refuse the flag).",
+    )(f)
+
+
+def model_options_from_flags(*, no_saturation_boost: bool = False) -> tuple[tuple[str, object], ...]:
+    """The ``RunConfig.extra_model_options`` that the model-specific flags ask for (only those set)."""
+    opts: list[tuple[str, object]] = []
+    if no_saturation_boost:
+        opts.append(("saturation_boost", False))
+    return tuple(opts)

@@ -586,15 +586,23 @@ def combined_sha256(provenance: dict[str, dict]) -> str:
 
 
 @register_model(DEVC_INFO)
-def devc(device: torch.device, dtype: torch.dtype = torch.float32, weights: str | Path | None = None,
-         **options) -> DEVCColorizer:
+def devc(device: torch.device, dtype: torch.dtype = torch.float32, weights: str | Path | None = None, *,
+         smoother: bool = True, saturation_boost: bool = True, crop_reference: bool = True,
+         propagate: bool = False, batch_size: int | None = None, smoother_backend: str = "auto",
+         resize=None, channels_last: bool = False) -> DEVCColorizer:
     """The official checkpoints from ``weights`` (a folder) or ``$COLORIZE_DEVC_WEIGHTS``.
 
-    Options: smoother, saturation_boost, crop_reference, propagate, batch_size, smoother_backend.
+    The options are :class:`DEVCColorizer`'s, spelled out so that the registry can tell which
+    options this model takes (:func:`colorize.models.registry.model_options`).
+    ``batch_size=None``: 4 on CUDA, 1 elsewhere.
     """
     (vgg, warpnet, colornet), provenance = load_devc_networks(weights)
-    options.setdefault("batch_size", 4 if torch.device(device).type == "cuda" else 1)
-    model = DEVCColorizer(vgg, warpnet, colornet, device=device, dtype=dtype, **options)
+    if batch_size is None:
+        batch_size = 4 if torch.device(device).type == "cuda" else 1
+    model = DEVCColorizer(vgg, warpnet, colornet, device=device, dtype=dtype, smoother=smoother,
+                          saturation_boost=saturation_boost, crop_reference=crop_reference,
+                          propagate=propagate, batch_size=batch_size, smoother_backend=smoother_backend,
+                          resize=resize, channels_last=channels_last)
     model.weights_files = provenance
     model.weights_sha256 = combined_sha256(provenance)
     return model

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,16 @@ def create_model(
     """Build model ``name`` on ``device``. ``weights=None`` means the shipped default weights."""
     get_model_info(name)  # unknown names fail loudly, listing the choices
     return _REGISTRY[name].builder(device=torch.device(device), dtype=dtype, weights=weights, **options)
+
+
+def model_options(name: str) -> tuple[str, ...]:
+    """The options ``create_model(name, ...)`` takes beyond device, dtype and weights: the
+    builder's named keyword parameters (a catch-all ``**kwargs`` declares none)."""
+    get_model_info(name)
+    params = inspect.signature(_REGISTRY[name].builder).parameters.values()
+    return tuple(p.name for p in params
+                 if p.name not in ("device", "dtype", "weights")
+                 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 # ---------------------------------------------------------------------------------------- weights

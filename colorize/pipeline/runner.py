@@ -33,7 +33,7 @@ from colorize.pipeline.errors import ModelError, UsageError
 from colorize.pipeline.inputs import Job, candidate_paths, contact_sheet_path, sidecar_path
 from colorize.pipeline.references import Reference, ReferenceChooser, load_reference, parse_ref
 from colorize.pipeline.scenes import SceneCutDetector
-from colorize.pipeline.sidecar import atomic_write_bytes, environment, sidecar_bytes
+from colorize.pipeline.sidecar import atomic_write_bytes, environment, sidecar_bytes, weights_record
 from colorize.pipeline.stages import BackgroundIterator, BackgroundWorker
 
 EventSink = Callable[[object], None]
@@ -67,11 +67,17 @@ class _Pending:
     l_work: torch.Tensor  # display orientation, on the model device
 
 
+def _option_flag(name: str, value: object) -> str:
+    """The CLI spelling of a model option: saturation_boost=False -> --no-saturation-boost."""
+    flag = name.replace("_", "-")
+    return f"--no-{flag}" if value is False else f"--{flag}"
+
+
 class Runner:
     """Colourize jobs with one model built once (lazily, on the first job that needs it)."""
 
     def __init__(self, config: RunConfig, on_event: EventSink | None = None) -> None:
-        from colorize.models.registry import UnknownModelError, get_model_info
+        from colorize.models.registry import UnknownModelError, get_model_info, model_options
 
         self.config = config
         self.on_event = on_event or (lambda e: None)
@@ -89,6 +95,10 @@ class Runner:
                 f"model {self.info.name!r} does not take references; leave out --model to use the "
                 "exemplar model, or leave out --ref"
             )
+        unknown = [(k, v) for k, v in config.extra_model_options if k not in model_options(config.model)]
+        if unknown:
+            flags = ", ".join(_option_flag(k, v) for k, v in unknown)
+            raise UsageError(f"model {self.info.name!r} does not take {flags}")
         if config.diverse > 1 and not self.info.supports_diverse:
             raise UsageError(f"model {self.info.name!r} does not produce diverse outputs (--diverse)")
         self.model = None
@@ -354,7 +364,7 @@ class Runner:
             "model": {
                 "name": self.config.model,
                 "weights": str(self.config.weights) if self.config.weights else "shipped",
-                "weights_sha256": result.weights_sha256,
+                **weights_record(model),
                 "render_size": self.render_size,
                 "size_multiple": model.size_multiple,
             },

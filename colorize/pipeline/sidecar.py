@@ -41,6 +41,18 @@ def _jsonable(x):
     return str(x)  # Fractions, devices, dtypes
 
 
+def weights_record(model) -> dict:
+    """What the sidecar says about a model's weights: the id of the set (``weights_sha256``) and,
+    for a model made of several files (``model.weights_files``, e.g. devc's
+    ``{file name: {path, sha256, sha256_verified}}``), every file on its own, so each one can be
+    checked with ``sha256sum``."""
+    record = {"weights_sha256": getattr(model, "weights_sha256", None)}
+    files = getattr(model, "weights_files", None)
+    if files:
+        record["weights_files"] = _jsonable(files)
+    return record
+
+
 def sidecar_bytes(record: dict) -> bytes:
     return (json.dumps(_jsonable(record), indent=2, sort_keys=False) + "\n").encode("utf-8")
 
