@@ -18,6 +18,7 @@ Inference is a sliding window: frame t is coloured with its T-1 predecessors in 
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -26,7 +27,9 @@ from torch.nn import functional as F
 from colorize.models.backbone import EMBED_DIM, FrozenBackbone, load_pretrained_backbone
 from colorize.models.base import ModelInfo, StreamColorizer
 from colorize.models.registry import load_into, load_state, register_model, resolve_weights
-from colorize.training.family import TrainBatch
+
+if TYPE_CHECKING:  # training types only; nothing under colorize.training runs on the inference path
+    from colorize.training.family import TrainBatch
 
 AB_SCALE = 128.0
 WINDOW = 5  # the paper's T

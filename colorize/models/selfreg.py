@@ -33,7 +33,7 @@ from colorize.models.backbone import EMBED_DIM, FEATURE_BLOCKS, FrozenBackbone, 
 from colorize.models.base import ModelInfo, StreamColorizer
 from colorize.models.layers import ConvNormAct, Hypercolumn, UpBlock
 from colorize.models.registry import load_into, load_state, register_model, resolve_weights
-from colorize.training.flow import confidence_map, dis_flow_pair, l_to_uint8, warp
+from colorize.flow import confidence_map, dis_flow_pair, l_to_uint8, warp
 
 AB_SCALE = 128.0
 NUM_DIVERSE = 4  # the paper's d

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import torch
 from torch.nn import functional as F
 
-from colorize.training.flow import warp
+from colorize.flow import warp
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
@@ -30,7 +30,7 @@ def temporal_loss(
     """Lei & Chen eq. (3): L1 between frame t+1's colours and frame t's colours warped along ``flow``.
 
     curr, prev: (B, C, H, W) predictions for frames t+1 and t; flow (B, 2, H, W) maps frame t+1's
-    pixels into frame t (see :mod:`colorize.training.flow`); mask (B, 1, H, W): 1 = not occluded.
+    pixels into frame t (see :mod:`colorize.flow`); mask (B, 1, H, W): 1 = not occluded.
     """
     return masked_l1(curr, warp(prev, flow), mask)
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from colorize.training.flow import inside_mask
+from colorize.flow import inside_mask
 from colorize.training.losses import (
     bilateral_loss,
     huber,

@@ -6,8 +6,9 @@ displacement (dx, dy) in pixels to where that pixel is found in frame t:
 ``frame_s(x, y) ~ frame_t(x + dx, y + dy)``. :func:`warp` ``(frame_t, flow)`` therefore brings
 frame t into frame s's pixel grid (backward warping).
 
-These are light functions (torch, numpy, OpenCV only): the inference path of the ``selfreg`` model
-uses them too.
+These are light functions (torch, numpy, OpenCV only), shared by the inference path (the
+``selfreg`` model's refine pass) and by training (temporal losses, occlusion masks); they live
+outside :mod:`colorize.training` so that inference never imports training code.
 """
 
 from __future__ import annotations

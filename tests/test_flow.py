@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from colorize.training.flow import (
+from colorize.flow import (
     confidence_map,
     dis_flow,
     dis_flow_pair,
