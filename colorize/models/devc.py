@@ -49,6 +49,7 @@ KNOWN_SHA256: dict[str, str] = {}
 
 TEMPERATURE = 1e-10  # test.py: a hard argmax over the correlation
 SATURATION_BOOST = 1.25  # test.py multiplies the upsampled ab by 1.25
+MIN_WORK = 32  # smallest (padded) network input side: VGG's stride-16 map must be at least 2x2
 _EPS = 2.220446049250313e-16  # sys.float_info.epsilon, as feature_normalize uses
 _VGG_MEAN_BGR = (0.40760392, 0.45795686, 0.48501961)
 _SK_WHITE = (0.95047, 1.0, 1.08883)  # skimage's D65 white, as the official code uses
@@ -417,7 +418,7 @@ class DEVCColorizer(StreamColorizer):
             return work
         _, _, hr, wr = self._ref_lab.shape
         scale = math.sqrt(work[0] * work[1] / (hr * wr))
-        return max(8, round(hr * scale / 8) * 8), max(16, round(wr * scale / 16) * 16)
+        return max(MIN_WORK, round(hr * scale / 8) * 8), max(MIN_WORK, round(wr * scale / 16) * 16)
 
     def _reference(self, work: tuple[int, int]) -> dict:
         """Everything about the reference that does not depend on the frame, once per reference."""
@@ -474,8 +475,9 @@ class DEVCColorizer(StreamColorizer):
     def push(self, index: int, l: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
         if not isinstance(l, torch.Tensor) or l.dim() != 3 or l.shape[0] != 1:
             raise ValueError(f"push expects L as (1, H, W), got {getattr(l, 'shape', l)}")
-        if l.shape[1] < 16 or l.shape[2] < 32:
-            raise ValueError(f"frame too small for DEVC: {tuple(l.shape[1:])}; need at least 16x32")
+        h, w = l.shape[1] // 2, l.shape[2] // 2
+        if h + (-h) % 8 < MIN_WORK or w + (-w) % 16 < MIN_WORK:  # VGG's stride-16 map must be >= 2x2
+            raise ValueError(f"frame too small for DEVC: {tuple(l.shape[1:])}; need at least 50x34 (HxW)")
         if self._pending and self._pending[0][1].shape != l.shape:
             raise ValueError("frame size changed inside a stream; call flush() and reset() first")
         self._pending.append((index, l))

@@ -48,9 +48,16 @@ def weights_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def nets(weights_dir):
-    (vgg, warpnet, colornet), provenance = D.load_devc_networks(weights_dir)
-    return vgg.eval(), warpnet.eval(), colornet.eval()
+def recipe_model(weights_dir):
+    """The recipe files loaded once, through the registry, as a user's files are."""
+    return create_model("devc", weights=weights_dir)
+
+
+@pytest.fixture(scope="module")
+def nets(recipe_model):
+    """The loaded networks (float32, eval, no grad), shared by the tests that build their own
+    stream model around them. Nothing may change them in place (half precision copies them)."""
+    return recipe_model.vgg, recipe_model.warpnet, recipe_model.colornet
 
 
 def _f16_ok(ours: torch.Tensor, stored: np.ndarray) -> float:
@@ -71,13 +78,15 @@ def _tie_mask(z, p: str) -> np.ndarray:
 
 def test_state_dict_keys_and_shapes_are_the_official_ones():
     spec = json.loads(KEYS_JSON.read_text())
-    for ckpt, net in (("vgg19_conv", D.VGG19Conv()), ("nonlocal_net", D.WarpNet()), ("colornet", D.ColorVidNet())):
+    with torch.device("meta"):  # shapes only: no memory, no random initialisation
+        built = (("vgg19_conv", D.VGG19Conv()), ("nonlocal_net", D.WarpNet()), ("colornet", D.ColorVidNet()))
+    for ckpt, net in built:
         ours = [[k, list(v.shape)] for k, v in net.state_dict().items()]
         assert ours == spec[ckpt]["keys"], ckpt
 
 
-def test_recipe_weights_load_strictly_with_provenance(weights_dir):
-    model = create_model("devc", weights=weights_dir)
+def test_recipe_weights_load_strictly_with_provenance(weights_dir, recipe_model):
+    model = recipe_model
     assert set(model.weights_files) == set(FILES.values())
     for name, rec in model.weights_files.items():
         assert rec["sha256"] == sha256_file(weights_dir / name)
@@ -322,59 +331,83 @@ def test_end_to_end_teacher_forced(z, nets, p):
         hook.remove()
 
 
-def test_free_running_recurrence_follows_the_official_one(z, nets):
+@pytest.fixture(scope="module")
+def stream_runs(z, nets):
+    """The stream model in reference mode without the smoother, run once for several tests:
+    ``boosted`` (default x1.25) free-running over frames 0, 1;
+    ``plain`` (saturation_boost=False) frame 0; ``batched`` (batch_size=2) frames 0, 1."""
+    p = "ref/"
+    l_large = _frames_l(z, p)
+    runs = {}
+    boosted = _stream_model(nets, p, smoother=False)
+    boosted.set_reference(_ref_lab(z, p))
+    runs["boosted"] = [boosted.push(0, l_large[0])]
+    runs["state_after_0"] = boosted._last.clone()
+    runs["boosted"].append(boosted.push(1, l_large[1]))
+    plain = _stream_model(nets, p, smoother=False, saturation_boost=False)
+    plain.set_reference(_ref_lab(z, p))
+    runs["plain"] = plain.push(0, l_large[0])
+    batched = _stream_model(nets, p, smoother=False, batch_size=2)
+    batched.set_reference(_ref_lab(z, p))
+    runs["batched"] = [batched.push(0, l_large[0]), batched.push(1, l_large[1]), batched.flush()]
+    return runs
+
+
+def test_free_running_recurrence_follows_the_official_one(z, stream_runs):
     """Not teacher-forced: the model's own previous frame (raw ab, not x1.25, not smoothed)."""
     p = "ref/"
-    model = _stream_model(nets, p, smoother=False, saturation_boost=False)
-    model.set_reference(_ref_lab(z, p))
-    l_large = _frames_l(z, p)
-    ab0 = model.push(0, l_large[0])[0][1]
-    state = model._last.clone()
-    ab1 = model.push(1, l_large[1])[0][1]
+    [(i0, ab0)] = stream_runs["plain"]
+    [(i1, ab1_boosted)] = stream_runs["boosted"][1]
+    assert (i0, i1) == (0, 1)
     # without smoother or boost the output is the bilinear x2 of ab_predict
     want0 = F.interpolate(torch.from_numpy(z[p + "ab_predict"][:1]), scale_factor=2, mode="bilinear")
     assert (ab0 - want0).abs().max() <= 3e-2
+    # the state fed back is the raw network output even with the boost on
+    state = stream_runs["state_after_0"]
     assert (state - torch.from_numpy(z[p + "I_last_lab_in"][1:2])).abs().max() <= 3e-2
     want1 = F.interpolate(torch.from_numpy(z[p + "ab_predict"][1:2]), scale_factor=2, mode="bilinear")
-    assert (ab1 - want1).abs().max() <= 1.0  # README: float noise grows 25-50x per free-running frame
-    # reset forgets the recurrence: frame 0 again gives frame 0's output
-    model.reset()
-    assert torch.equal(model.push(0, l_large[0])[0][1], ab0)
+    assert (ab1_boosted / D.SATURATION_BOOST - want1).abs().max() <= 1.0  # README: float noise grows 25-50x per free-running frame
 
 
-def test_options_batching_padding_and_half(z, nets):
-    p = "ref/"
-    l_large = _frames_l(z, p)
-    one = _stream_model(nets, p, smoother=False)
-    one.set_reference(_ref_lab(z, p))
-    outs = [one.push(k, l_large[k])[0][1] for k in range(2)]
-    batched = _stream_model(nets, p, smoother=False, batch_size=2)
-    batched.set_reference(_ref_lab(z, p))
-    assert batched.push(0, l_large[0]) == []  # held back for the batch
-    got = batched.push(1, l_large[1])
+def test_no_saturation_boost_divides_the_output_by_1_25(stream_runs):
+    # exactly the official output divided by 1.25 (before the smoother)
+    boosted0 = stream_runs["boosted"][0][0][1]
+    assert D.SATURATION_BOOST == 1.25
+    assert torch.allclose(stream_runs["plain"][0][1] * 1.25, boosted0, atol=1e-4)
+
+
+def test_batching_holds_frames_back_and_matches_one_by_one(stream_runs):
+    outs = [r[0][1] for r in stream_runs["boosted"]]
+    held, got, flushed = stream_runs["batched"]
+    assert held == []  # held back for the batch
     assert [i for i, _ in got] == [0, 1]
     assert (got[0][1] - outs[0]).abs().max() <= 1e-2  # other conv kernels for a batch of 2
     assert (got[1][1] - outs[1]).abs().max() <= 0.5  # free-running: float noise grows 25-50x per frame
-    assert batched.flush() == []
-    # --no-saturation-boost: exactly the official output divided by 1.25 (before the smoother)
-    plain = _stream_model(nets, p, smoother=False, saturation_boost=False)
-    plain.set_reference(_ref_lab(z, p))
-    assert torch.allclose(plain.push(0, l_large[0])[0][1] * 1.25, outs[0], atol=1e-4)
-    # sizes the official code refuses (working width not a multiple of 16), the reference's own
-    # aspect kept, half precision: shapes right, values finite and in range
-    odd = F.interpolate(l_large[:1], size=(144, 272), mode="bilinear")[0]
-    for kw, ns in (({"crop_reference": False}, nets), ({"dtype": torch.float16}, copy.deepcopy(nets))):
-        m = _stream_model(ns, p, **kw)
-        m.set_reference(_ref_lab(z, p))
-        [(_, ab)] = m.push(0, odd)
-        assert ab.shape == (1, 2, 144, 272) and ab.dtype == torch.float32
-        assert torch.isfinite(ab).all() and ab.abs().max() <= 128 * 1.25
+    assert flushed == []
+
+
+def test_padding_own_aspect_reference_half_and_reset(z, nets):
+    # in one model (each costs a full pass of the networks): the smallest frame the networks take,
+    # at a working size the official code refuses (25x34: padded to 32x48 and cropped back), the
+    # reference's own aspect kept, half precision. Shapes right, values finite and in range.
+    p = "ref/"
+    odd = F.interpolate(_frames_l(z, p)[:1], size=(50, 68), mode="bilinear")[0]
+    m = _stream_model(copy.deepcopy(nets), p, crop_reference=False, dtype=torch.float16)
+    m.set_reference(_ref_lab(z, p))
+    [(_, ab)] = m.push(0, odd)
+    assert ab.shape == (1, 2, 50, 68) and ab.dtype == torch.float32
+    assert torch.isfinite(ab).all() and ab.abs().max() <= 128 * 1.25
+    # reset forgets the recurrence: frame 0 again gives frame 0's output
+    m.reset()
+    assert torch.equal(m.push(0, odd)[0][1], ab)
+    with pytest.raises(ValueError, match="too small"):
+        m.push(1, odd[:, :48])
 
 
 def test_stream_contract_errors(nets):
     model = D.DEVCColorizer(*nets)
     with pytest.raises(ValueError, match="reference"):
-        model.push(0, torch.full((1, 32, 64), 50.0))
+        model.push(0, torch.full((1, 64, 64), 50.0))
     with pytest.raises(ValueError):
         model.set_reference(torch.zeros(3, 8, 8))
     with pytest.raises(ValueError):
