@@ -37,6 +37,9 @@ class RunConfig:
     refine_passes:  refinement passes for models that have one; None = the model's default.
     overwrite:      replace existing outputs instead of skipping the input.
     scene_threshold: sensitivity of the scene-cut detector (see ``scenes.SceneCutDetector``).
+    extra_model_options: further ``create_model`` options as (name, value) pairs, e.g.
+                    ``(("saturation_boost", False),)`` for devc; the runner refuses a name that the
+                    model's builder does not declare (``registry.model_options``).
     """
 
     model: str = DEFAULT_AUTO_MODEL
