@@ -79,6 +79,7 @@ def random_init(name: str):
     """Build ``name`` with its initial weights: the family module's loader names become no-ops."""
     module = sys.modules[registry._REGISTRY[name].builder.__module__]  # the family that registered it
     patches = [
+        mock.patch.object(module, "load_weights", lambda name, weights, net, key_filter=None: None, create=False),
         mock.patch.object(module, "resolve_weights", lambda n, w: (Path(f"<random {n}>"), None), create=False),
         mock.patch.object(module, "load_state", lambda path, sha: ({}, None), create=False),
         mock.patch.object(module, "load_into", lambda net, state, path: None, create=False),

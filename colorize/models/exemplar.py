@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from colorize.models.backbone import FEATURE_BLOCKS, FrozenBackbone, load_pretrained_backbone, normalize_rgb255
 from colorize.models.base import ModelInfo, StreamColorizer
-from colorize.models.registry import load_into, load_state, register_model, resolve_weights
+from colorize.models.registry import load_weights, register_model
 
 if TYPE_CHECKING:  # training types only; nothing under colorize.training runs on the inference path
     from colorize.training.family import TrainBatch
@@ -419,10 +419,8 @@ def build_exemplar(
     """Build the exemplar colourizer with shipped (or given) weights, sha256-checked, strictly loaded.
 
     ``ref_short_side``: encode references at this short side; None = the frames' short side."""
-    path, expected = resolve_weights(INFO.name, weights)
-    state, digest = load_state(path, expected)
     net = ExemplarNet()
-    load_into(net, state, path)
+    digest = load_weights(INFO.name, weights, net)
     backbone = FrozenBackbone(load_pretrained_backbone())
     return ExemplarColorizer(INFO, net, backbone, device, dtype, sha256=digest, ref_short_side=ref_short_side)
 

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from colorize.models.backbone import EMBED_DIM, FrozenBackbone, load_pretrained_backbone
 from colorize.models.base import ModelInfo, StreamColorizer
-from colorize.models.registry import load_into, load_state, register_model, resolve_weights
+from colorize.models.registry import load_weights, register_model
 
 if TYPE_CHECKING:  # training types only; nothing under colorize.training runs on the inference path
     from colorize.training.family import TrainBatch
@@ -139,10 +139,8 @@ INFO = ModelInfo(
 
 @register_model(INFO)
 def build_lstm(device: torch.device, dtype: torch.dtype, weights=None, window: int = WINDOW, **_) -> LSTMColorizer:
-    path, expected = resolve_weights(INFO.name, weights)
-    state, digest = load_state(path, expected)
     net = FlowChromaNet()
-    load_into(net, state, path)
+    digest = load_weights(INFO.name, weights, net)
     backbone = FrozenBackbone(load_pretrained_backbone())
     return LSTMColorizer(INFO, net, backbone, device, dtype, window=window, sha256=digest)
 

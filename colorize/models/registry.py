@@ -168,3 +168,15 @@ def load_into(module: torch.nn.Module, state: dict, path: Path) -> None:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise WeightsError(f"weights {path} do not fit this model: {exc}") from exc
+
+
+def load_weights(name: str, weights: str | Path | None, net: torch.nn.Module, key_filter=None) -> str:
+    """Resolve, checksum, safely load and strictly apply ``name``'s weights to ``net``.
+
+    ``key_filter`` maps an old checkpoint's state dict onto the current keys (timm's habit).
+    Returns the file's sha256 for provenance.
+    """
+    path, expected = resolve_weights(name, weights)
+    state, digest = load_state(path, expected)
+    load_into(net, key_filter(state) if key_filter else state, path)
+    return digest

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from colorize.models.backbone import EMBED_DIM, FEATURE_BLOCKS, FrozenBackbone, load_pretrained_backbone
 from colorize.models.base import ModelInfo, StreamColorizer
 from colorize.models.layers import ConvNormAct, Hypercolumn, UpBlock
-from colorize.models.registry import load_into, load_state, register_model, resolve_weights
+from colorize.models.registry import load_weights, register_model
 from colorize.flow import confidence_map, dis_flow_pair, l_to_uint8, warp
 
 AB_SCALE = 128.0
@@ -481,10 +481,8 @@ def selfreg(
     flow_preset: str = "ultrafast",
 ) -> SelfRegColorizer:
     """Build ``selfreg`` with the shipped weights (or a user-given file); never with random weights."""
-    path, expected = resolve_weights("selfreg", weights)
-    state, digest = load_state(path, expected)
     net = SelfRegNet()
-    load_into(net, checkpoint_filter_fn(state), path)
+    digest = load_weights("selfreg", weights, net, key_filter=checkpoint_filter_fn)
     model = SelfRegColorizer(
         INFO,
         net,
