@@ -17,16 +17,21 @@ from colorize.cli.train_cmd import call_lazily
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--ref-mode", type=click.Choice(["first-frame"]), default=None,
               help="Exemplar models: use each clip's first original frame as the reference (propagation).")
+@click.option("--ref", "reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A still used as the reference for every clip (foreign-reference mode); its faithfulness "
+                   "(ab-histogram distance) is scored for every model, automatic ones included.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Frames per clip at most.")
+@click.option("--csv", "out_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the per-frame PSNR series (clip, frame, output, grey) to this CSV file.")
 @weights_option
 @device_option
 @json_option("Print the figures as JSON on stdout.")
 @debug_option
-def eval_command(model, dirs, ref_mode, max_frames, weights, device, as_json, debug) -> None:
+def eval_command(model, dirs, ref_mode, reference, max_frames, out_csv, weights, device, as_json, debug) -> None:
     """Measure MODEL on folders of colour clips: PSNR, colourfulness, flicker, accuracy, fps."""
     sys.exit(call_lazily("colorize.cli.eval_cmd", "run_and_print", "eval", debug, model=model, dirs=tuple(dirs),
-                         ref_mode=ref_mode, max_frames=max_frames, weights=weights, device=device,
-                         json=as_json))
+                         ref_mode=ref_mode, reference=reference, max_frames=max_frames, out_csv=out_csv,
+                         weights=weights, device=device, json=as_json))
 
 
 def run_and_print(json: bool = False, **kwargs) -> int:

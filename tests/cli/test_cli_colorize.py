@@ -133,6 +133,15 @@ def test_train_and_eval_call_the_library_lazily(monkeypatch, tmp_path, fake):
     assert r.exit_code == 0, r.stderr
     assert calls["eval"]["dirs"] == (tmp_path,) and calls["eval"]["max_frames"] == 9 and calls["eval"]["json"]
     assert json.loads(r.stdout) == {"mean": {"psnr": 30.0}}
+    still = tmp_path / "still.jpg"
+    still.write_bytes(b"not read by the fake")
+    calls.clear()
+    r = invoke("eval", "--model", "fake", tmp_path, "--ref", still, "--csv", tmp_path / "frames.csv", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert calls["eval"]["reference"] == still and calls["eval"]["out_csv"] == tmp_path / "frames.csv"
+    assert calls["eval"]["ref_mode"] is None
+    r = invoke("eval", "--model", "fake", tmp_path, "--ref", tmp_path / "missing.jpg")
+    assert r.exit_code == 2
     monkeypatch.delattr(training, "cli_train")
     r = invoke("train", "--model", "fake", "--data", tmp_path)
     assert r.exit_code == 1 and "not available" in one_line_error(r)
