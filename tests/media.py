@@ -236,20 +236,25 @@ def read_video(path: Path) -> tuple[list[Fraction], list[np.ndarray], av.VideoFr
     return times, planes, last
 
 
+def _write_silent_aac(out) -> None:
+    """Add a mono AAC track to ``out`` and write 10 frames of silence into it."""
+    a = out.add_stream("aac", rate=48000)
+    a.layout = "mono"
+    for i in range(10):
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        af.sample_rate, af.pts, af.time_base = 48000, i * 1024, Fraction(1, 48000)
+        for p in a.encode(af):
+            out.mux(p)
+    for p in a.encode(None):
+        out.mux(p)
+
+
 def make_audio_only(path: Path, cover: bytes | None = None) -> Path:
     """A Matroska file with one AAC track and no video (``cover``: JPEG cover art attached)."""
     with av.open(str(path), "w", format="matroska") as out:
         if cover is not None:
             out.add_attachment("cover.jpg", "image/jpeg", cover)
-        a = out.add_stream("aac", rate=48000)
-        a.layout = "mono"
-        for i in range(10):
-            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            af.sample_rate, af.pts, af.time_base = 48000, i * 1024, Fraction(1, 48000)
-            for p in a.encode(af):
-                out.mux(p)
-        for p in a.encode(None):
-            out.mux(p)
+        _write_silent_aac(out)
     return Path(path)
 
 
@@ -258,15 +263,7 @@ def make_zero_frames(path: Path) -> Path:
     with av.open(str(path), "w", format="matroska") as out:
         v = out.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = out.add_stream("aac", rate=48000)
-        a.layout = "mono"
-        for i in range(10):
-            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            af.sample_rate, af.pts, af.time_base = 48000, i * 1024, Fraction(1, 48000)
-            for p in a.encode(af):
-                out.mux(p)
-        for p in a.encode(None):
-            out.mux(p)
+        _write_silent_aac(out)
     return Path(path)
 
 

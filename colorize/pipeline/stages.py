@@ -17,6 +17,18 @@ _END = object()
 _POLL_S = 0.1
 
 
+def _stop_and_join(stop: threading.Event, q: queue.Queue, thread: threading.Thread) -> None:
+    """Signal a worker to stop and wait for it, emptying its queue so it never blocks on put/get."""
+    stop.set()
+    while thread.is_alive():
+        try:
+            while True:
+                q.get_nowait()
+        except queue.Empty:
+            pass
+        thread.join(timeout=_POLL_S)
+
+
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
@@ -79,14 +91,7 @@ class BackgroundIterator(Iterator):
     def close(self) -> None:
         """Stop the producer and wait for it (its iterator is closed in its own thread)."""
         self._done = True
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                while True:
-                    self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            self._thread.join(timeout=_POLL_S)
+        _stop_and_join(self._stop, self._queue, self._thread)
 
     def __enter__(self):
         return self
@@ -161,11 +166,4 @@ class BackgroundWorker:
 
     def cancel(self) -> None:
         """Stop without processing what is queued; never raises."""
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                while True:
-                    self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            self._thread.join(timeout=_POLL_S)
+        _stop_and_join(self._stop, self._queue, self._thread)
