@@ -295,21 +295,42 @@ class ColorVidNet(nn.Module):
             x = F.relu(conv(x))
         return F.instance_norm(x)
 
+    @staticmethod
+    def _subsample(x: torch.Tensor, ss: nn.Conv2d) -> torch.Tensor:
+        """The official ``*norm_ss`` layers (depthwise 1x1, stride 2, no bias): one product per value."""
+        return x[:, :, ::2, ::2] * ss.weight.view(1, -1, 1, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n1 = self._stage(F.relu(self.conv1_1(x)), self.conv1_2)
-        n2 = self._stage(self.conv1_2norm_ss(n1), self.conv2_1, self.conv2_2)
-        n3 = self._stage(self.conv2_2norm_ss(n2), self.conv3_1, self.conv3_2, self.conv3_3)
-        x = self._stage(self.conv3_3norm_ss(n3), self.conv4_1, self.conv4_2, self.conv4_3)
+        n2 = self._stage(self._subsample(n1, self.conv1_2norm_ss), self.conv2_1, self.conv2_2)
+        n3 = self._stage(self._subsample(n2, self.conv2_2norm_ss), self.conv3_1, self.conv3_2, self.conv3_3)
+        x = self._stage(self._subsample(n3, self.conv3_3norm_ss), self.conv4_1, self.conv4_2, self.conv4_3)
         x = self._stage(x, self.conv5_1, self.conv5_2, self.conv5_3)
         x = self._stage(x, self.conv6_1, self.conv6_2, self.conv6_3)
         x = self._stage(x, self.conv7_1, self.conv7_2, self.conv7_3)
-        x = F.relu(self.conv8_1(x) + self.conv3_3_short(n3))
+        x = F.relu(upsample2_conv3(x, self.conv8_1[1]) + self.conv3_3_short(n3))
         x = self._stage(x, self.conv8_2, self.conv8_3)
-        x = F.relu(self.conv9_1(x) + self.conv2_2_short(n2))
+        x = F.relu(upsample2_conv3(x, self.conv9_1[1]) + self.conv2_2_short(n2))
         x = self._stage(x, self.conv9_2)
-        x = F.relu(self.conv10_1(x) + self.conv1_2_short(n1))
+        x = F.relu(upsample2_conv3(x, self.conv10_1[1]) + self.conv1_2_short(n1))
         x = F.leaky_relu(self.conv10_2(x), 0.2)
-        return torch.tanh(self.conv10_ab(x)) * 128
+        ab = torch.einsum("nchw,oc->nohw", x, self.conv10_ab.weight[:, :, 0, 0])
+        return torch.tanh(ab + self.conv10_ab.bias.view(1, -1, 1, 1)) * 128
+
+
+def upsample2_conv3(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv(Upsample(scale_factor=2, mode="nearest")(x))`` for a 3x3, padding-1 conv, at 4/9 of the cost.
+
+    After a nearest x2 upsampling, output row 2i sees input rows i-1 (kernel row 0) and i (rows 1
+    and 2); output row 2i+1 sees rows i (kernel rows 0 and 1) and i+1 (row 2); the same for
+    columns. That is a stride-2 transposed conv with the 4x4 kernel whose taps along each axis are
+    (w2, w1+w2, w0+w1, w0): the same products, summed in another order (float32 rounding only).
+    The zero padding of the upsampled map is the zero padding of x.
+    """
+    w = conv.weight
+    k = torch.stack((w[:, :, 2], w[:, :, 1] + w[:, :, 2], w[:, :, 0] + w[:, :, 1], w[:, :, 0]), 2)
+    k = torch.stack((k[..., 2], k[..., 1] + k[..., 2], k[..., 0] + k[..., 1], k[..., 0]), 3)
+    return F.conv_transpose2d(x, k.transpose(0, 1), conv.bias, stride=2, padding=1)
 
 
 # -------------------------------------------------------------------------------- correspondence

@@ -232,6 +232,26 @@ def test_warp_ties_share_weight_like_the_official_softmax():
     assert torch.allclose(warped[0, 0], (pooled[0] + pooled[2]) / 2, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(1, 5, 4, 6), (2, 3, 7, 5), (1, 8, 1, 1)])
+def test_upsample_conv_shortcut_equals_the_official_nearest_upsample_then_conv(shape):
+    g = torch.Generator().manual_seed(sum(shape))
+    conv = torch.nn.Conv2d(shape[1], 6, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
+        x = torch.randn(shape, generator=g)
+        official = conv(torch.nn.Upsample(scale_factor=2, mode="nearest")(x))
+        ours = D.upsample2_conv3(x, conv)
+    assert ours.shape == official.shape
+    assert torch.allclose(ours, official, atol=1e-5, rtol=1e-5)
+
+
+def test_subsample_equals_the_official_strided_depthwise_conv():
+    ss = torch.nn.Conv2d(4, 4, 1, 2, bias=False, groups=4)
+    x = torch.randn(2, 4, 7, 10)
+    with torch.no_grad():
+        assert torch.equal(D.ColorVidNet._subsample(x, ss), ss(x))
+
+
 @pytest.mark.parametrize("p", MODES)
 def test_colornet_stage_teacher_forced(z, nets, p):
     cin = np.concatenate([z[p + "IA_L"], z[p + "warped_lab"][:, 1:3], z[p + "similarity_map"],
