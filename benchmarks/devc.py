@@ -158,7 +158,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 official.step(grey[k])
                 base.append(time.perf_counter() - t0)
-    out = model.flush()
+    model.flush()
 
     # one frame, stage by stage (same code paths as push)
     stages = {}
