@@ -23,14 +23,19 @@ from colorize.cli.train_cmd import call_lazily
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Frames per clip at most.")
 @click.option("--csv", "out_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the per-frame PSNR series (clip, frame, output, grey) to this CSV file.")
+@click.option("--render-size", type=click.IntRange(min=16), default=None,
+              help="Short side in pixels of the frames the model sees (as in colorize --render-size); "
+                   "default: the model's own.")
 @weights_option
 @device_option
 @json_option("Print the figures as JSON on stdout.")
 @debug_option
-def eval_command(model, dirs, ref_mode, reference, max_frames, out_csv, weights, device, as_json, debug) -> None:
+def eval_command(model, dirs, ref_mode, reference, max_frames, out_csv, render_size, weights, device, as_json,
+                 debug) -> None:
     """Measure MODEL on folders of colour clips: PSNR, colourfulness, flicker, accuracy, fps."""
     sys.exit(call_lazily("colorize.cli.eval_cmd", "run_and_print", "eval", debug, model=model, dirs=tuple(dirs),
                          ref_mode=ref_mode, reference=reference, max_frames=max_frames, out_csv=out_csv,
+                         render_size=render_size,
                          weights=weights, device=device, json=as_json))
 
 

@@ -252,6 +252,7 @@ def evaluate(
     flow_preset: str = "fast",
     progress: Callable[[str, int], None] | None = None,
     frame_short_side: int | None = None,
+    render_size: int | None = None,
 ) -> EvalReport:
     """Colourize each clip's grey version with the model and compare with the original.
 
@@ -265,6 +266,8 @@ def evaluate(
     progress: called as ``progress(clip_name, frames_done)`` after each colourized frame.
     frame_short_side: shrink the original frames first (faster, for quick checks; figures are then
         not those of full-resolution output). None = full resolution.
+    render_size: short side of the frames the model sees (as ``colorize --render-size``);
+        None = the model's default.
     """
     if ref_mode not in REF_MODES:
         raise EvalError(f"ref_mode must be one of {REF_MODES}, got {ref_mode!r}")
@@ -309,15 +312,15 @@ def evaluate(
     with torch.no_grad():  # not inference_mode: models may cache on tensor versions
         for path in clips:
             report.clips.append(
-                _evaluate_clip(model, path, max_frames, ref_mode, ref_lab, flow, upsample, progress, frame_short_side)
+                _evaluate_clip(model, path, max_frames, ref_mode, ref_lab, flow, upsample, progress, frame_short_side,
+                               render_size or model.info.default_render_size)
             )
     return report
 
 
-def _model_reference(model: StreamColorizer, ref_lab: torch.Tensor) -> None:
+def _model_reference(model: StreamColorizer, ref_lab: torch.Tensor, short_side: int) -> None:
     # As the pipeline loads a --ref still: area-shrunk to a short side of at most the render size.
     h, w = ref_lab.shape[-2:]
-    short_side = model.info.default_render_size
     if min(h, w) > short_side:
         f = short_side / min(h, w)
         ref_lab = resize(ref_lab, (max(1, round(h * f)), max(1, round(w * f))))
@@ -334,6 +337,7 @@ def _evaluate_clip(
     upsample: Callable,
     progress: Callable[[str, int], None] | None,
     frame_short_side: int | None = None,
+    render_size: int = 256,
 ) -> ClipResult:
     info = model.info
     model.reset()
@@ -363,11 +367,11 @@ def _evaluate_clip(
         lab = rgb_to_lab(rgb)
         if index == 0:
             size = rgb.shape[-2:]
-            render = render_shape(size[0], size[1], info.default_render_size, info.size_multiple)
+            render = render_shape(size[0], size[1], render_size, info.size_multiple)
             ref_now = lab if ref_mode == "first-frame" else ref_lab
             ref_hist = ab_histogram(ref_now[:, 1:]) if ref_now is not None else None
             if ref_now is not None and info.needs_reference:
-                _model_reference(model, ref_now)
+                _model_reference(model, ref_now, render_size)
             acc = _ClipAccumulator(ref_mode == "first-frame", flow, ref_hist)
         elif rgb.shape[-2:] != size:
             raise EvalError(f"{path}: frame size changes mid-stream at frame {index}")
@@ -446,6 +450,7 @@ def cli_eval(
     out_csv: str | Path | None = None,
     reference: str | Path | None = None,
     progress: Callable[[str, int], None] | None = None,
+    render_size: int | None = None,
     *,
     json: bool | None = None,
 ) -> EvalReport:
@@ -467,7 +472,8 @@ def cli_eval(
         ref_mode = "first-frame"
     dev = resolve_device(str(device))
     built = create_model(model, device=dev, dtype=compute_dtype(dev), weights=weights)
-    report = evaluate(built, clips, max_frames=max_frames, ref_mode=ref_mode, reference=reference, progress=progress)
+    report = evaluate(built, clips, max_frames=max_frames, ref_mode=ref_mode, reference=reference, progress=progress,
+                      render_size=render_size)
     if out_csv is not None:
         report.write_frames_csv(out_csv)
     return report

@@ -217,3 +217,10 @@ def test_cli_eval_builds_once_and_writes_csv(clip_dir, tmp_path, monkeypatch):
     rows = out_csv.read_text().splitlines()
     assert rows[0] == "clip,frame,psnr_output,psnr_grey" and len(rows) == 1 + 4
     assert math.isclose(float(rows[1].split(",")[2]), report.clips[0].psnr_per_frame[0], abs_tol=1e-3)
+
+
+def test_render_size_overrides_the_models_default(clip_dir):
+    fake = FakeColorizer()
+    report = evaluate(fake, find_clips([clip_dir]), max_frames=1, render_size=32)
+    assert fake.pushed_shapes[0] == (1, 32, 48)  # the 48x64 clip at short side 32, multiple of 16
+    assert (report.clips[0].render_height, report.clips[0].render_width) == (32, 48)
