@@ -51,9 +51,18 @@ def call_lazily(module: str, func: str, command: str, debug: bool, **kwargs) -> 
               help="Folder for checkpoints and the CSV log (outside the repository).")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch size.")
 @click.option("--size", type=click.IntRange(min=16), default=None, help="Training crop size in pixels.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (Adam, cosine).")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Start from these trainable weights (fine-tuning), e.g. weights/lstm.pt.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help="bf16: forward passes under bfloat16 autocast (about 2x faster on CPUs with AMX/AVX512-BF16).")
+@click.option("--threads", type=click.IntRange(min=0), default=None, help="Torch threads (0 = all cores).")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Validate every N steps.")
 @device_option
 @debug_option
-def train_command(model, data, steps, resume, out, batch, size, device, debug) -> None:
+def train_command(model, data, steps, resume, out, batch, size, lr, init, precision, threads, eval_every,
+                  device, debug) -> None:
     """Train MODEL self-supervised on folders of colour photos and clips."""
     sys.exit(call_lazily("colorize.training", "cli_train", "train", debug, model=model, data=tuple(data),
-                         steps=steps, resume=resume, out=out, batch=batch, size=size, device=device))
+                         steps=steps, resume=resume, out=out, batch=batch, size=size, lr=lr, init=init,
+                         precision=precision, threads=threads, eval_every=eval_every, device=device))

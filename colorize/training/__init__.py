@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 
-def cli_train(model: str, data, steps: int = 20000, resume: bool = False, out=None, batch: int = 6,
-              size: int = 128, lr: float = 1e-3, seed: int = 0, on_log=None, **extra) -> dict:
-    """Train ``model`` on folders of colour photos/clips; checkpoints and log.csv go to ``out``."""
+def cli_train(model: str, data, resume: bool = False, out=None, on_log=None, **options) -> dict:
+    """Train ``model`` on folders of colour photos/clips; checkpoints and log.csv go to ``out``.
+
+    ``options`` are :class:`~colorize.training.trainer.TrainConfig` fields (steps, batch, size, lr,
+    init, precision, threads, ...); ``None`` means "the default". Other keys are ignored. On
+    ``resume`` the checkpoint's own configuration is used, with the ``options`` given here on top
+    (so a run can be extended with a larger ``--steps``).
+    """
     from pathlib import Path
 
     from colorize.training.trainer import Trainer, TrainConfig
 
     out = Path(out) if out else Path.home() / ".cache" / "colorize" / "runs" / model
-    cfg = TrainConfig(model=model, data=tuple(str(d) for d in data), out=str(out), steps=steps,
-                      batch=batch, size=size, lr=lr, seed=seed,
-                      **{k: v for k, v in extra.items() if k in TrainConfig.__dataclass_fields__})
+    given = {k: v for k, v in options.items() if v is not None and k in TrainConfig.__dataclass_fields__}
+    if given.get("init"):
+        given["init"] = str(Path(given["init"]))
+    cfg = TrainConfig(model=model, data=tuple(str(d) for d in data), out=str(out), **given)
     trainer = Trainer(cfg)
     if resume:
         trainer.resume()

@@ -45,7 +45,13 @@ class TrainConfig:
     ckpt_minutes: float = 5.0
     threads: int = 0  # 0 = all cores
     init: str = ""  # start from these trainable weights (fine-tuning); ignored on resume
+    # "bf16": forward passes under CPU autocast in bfloat16 (weights, optimiser and losses stay
+    # float32). About 2x faster per step on CPUs with AMX / AVX512-BF16; validation is float32.
+    precision: str = "fp32"
     extra: dict = field(default_factory=dict)
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 def load_family(name: str):
@@ -85,6 +91,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if cfg.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
         torch.manual_seed(cfg.seed)
         self.family = load_family(cfg.model)
         self.net = self.family.build_net()
@@ -192,7 +200,8 @@ class Trainer:
             batch = q.get()
             for g in self.opt.param_groups:
                 g["lr"] = lr_at(cfg, self.step)
-            losses = self.family.training_step(self.net, batch, self.backbone, self.step)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                losses = self.family.training_step(self.net, batch, self.backbone, self.step)
             self.opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)

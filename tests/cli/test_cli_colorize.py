@@ -125,8 +125,10 @@ def test_train_and_eval_call_the_library_lazily(monkeypatch, tmp_path, fake):
 
     monkeypatch.setattr(evaluation, "cli_eval", lambda **kw: calls.setdefault("eval", kw) and Report(), raising=False)
     r = invoke("train", "--model", "fake", "--data", tmp_path, "--steps", "5", "--resume", "--batch", "4",
-               "--size", "64", "--out", tmp_path / "ck")
+               "--size", "64", "--out", tmp_path / "ck", "--lr", "3e-4", "--precision", "bf16", "--threads", "1")
     assert r.exit_code == 0, r.stderr
+    assert calls["train"]["lr"] == 3e-4 and calls["train"]["precision"] == "bf16" and calls["train"]["threads"] == 1
+    assert calls["train"]["init"] is None
     assert calls["train"]["model"] == "fake" and calls["train"]["data"] == (tmp_path,)
     assert calls["train"]["steps"] == 5 and calls["train"]["resume"] is True and calls["train"]["size"] == 64
     r = invoke("eval", "--model", "fake", tmp_path, "--ref-mode", "first-frame", "--max-frames", "9", "--json")

@@ -1,3 +1,4 @@
+from dataclasses import replace
 import csv
 
 import torch
@@ -67,3 +68,47 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path):
     assert [r["kind"] for r in rows].count("eval") == 2
     assert all(float(r["val_psnr"]) > 0 for r in rows if r["kind"] == "eval")
     assert (tmp_path / "a" / "best.pt").exists() and (tmp_path / "a" / "last.pt").exists()
+
+
+def test_bf16_autocast_trains_float32_weights(tmp_path):
+    tr, va = _samplers(tmp_path)
+    torch.manual_seed(0)
+    trainer = Trainer(replace(_cfg(tmp_path / "bf16", 2), precision="bf16"), tr, va)
+    before = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    rows = []
+    trainer.run(on_log=rows.append)
+    after = trainer.net.state_dict()
+    assert all(v.dtype == torch.float32 for v in after.values())
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    losses = [float(r["loss"]) for r in rows if r["kind"] == "train"]
+    assert len(losses) == 2 and all(0 < x < 1 for x in losses)
+
+
+def test_unknown_precision_is_refused(tmp_path):
+    import pytest
+
+    tr, va = _samplers(tmp_path)
+    with pytest.raises(ValueError, match="precision"):
+        Trainer(replace(_cfg(tmp_path / "x", 2), precision="fp8"), tr, va)
+
+
+def test_cli_train_treats_none_as_the_default(tmp_path, monkeypatch):
+    """The CLI passes None for options it was not given; the trainer must see its own defaults."""
+    import colorize.training as training
+    import colorize.training.trainer as trainer_mod
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, cfg):
+            seen["cfg"] = cfg
+
+        def run(self, on_log=None):
+            return {"step": 0}
+
+    monkeypatch.setattr(trainer_mod, "Trainer", Recorder)
+    training.cli_train(model="lstm", data=(tmp_path,), out=tmp_path / "o", steps=None, batch=3, lr=None,
+                       init=None, precision="bf16", device="cpu")
+    cfg = seen["cfg"]
+    assert cfg.steps == TrainConfig.steps and cfg.lr == TrainConfig.lr and cfg.init == ""
+    assert cfg.batch == 3 and cfg.precision == "bf16"
