@@ -105,6 +105,9 @@ def _list_models(ctx, param, value):
 @click.option("--refine-passes", type=click.IntRange(min=0), default=None,
               help="Refinement passes for models that have one (default: the model's).")
 @saturation_boost_option
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch threads on CPU (default: all cores but one, which is left to decoding and "
+                   "encoding; heavy models such as devc gain from all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip those inputs).")
 @json_option("Print one JSON object per input on stdout (input, output, status, frames, seconds, "
              "model, weights_sha256, error).")
@@ -114,7 +117,8 @@ def _list_models(ctx, param, value):
               help="List the models (same as `colorize models`, whatever files are in this folder) and exit.")
 @click.version_option(package_name="colorize", message="%(prog)s %(version)s")
 def colorize_command(inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
-                     diverse, pick, refine_passes, no_saturation_boost, overwrite, as_json, quiet, debug):
+                     diverse, pick, refine_passes, no_saturation_boost, threads, overwrite, as_json, quiet,
+                     debug):
     """Colourize black-and-white videos and stills.
 
     INPUT is a video, a still image (jpg, png, tiff, webp) or a folder of them. Only the chroma
@@ -125,7 +129,7 @@ def colorize_command(inputs, output, model, refs, weights, device, render_size, 
         inputs=list(inputs), output=output, model=model, refs=refs, weights=weights, device=device,
         render_size=render_size, codec=codec, crf=crf, preset=preset, diverse=diverse, pick=pick,
         refine_passes=refine_passes, overwrite=overwrite, as_json=as_json, quiet=quiet, debug=debug,
-        model_options=model_options_from_flags(no_saturation_boost=no_saturation_boost),
+        threads=threads, model_options=model_options_from_flags(no_saturation_boost=no_saturation_boost),
     ))
 
 
@@ -134,7 +138,7 @@ def _err(text: str) -> None:
 
 
 def run_colorize(*, inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
-                 diverse, pick, refine_passes, overwrite, as_json, quiet, debug,
+                 diverse, pick, refine_passes, overwrite, as_json, quiet, debug, threads: int | None = None,
                  model_options: tuple[tuple[str, object], ...] = ()) -> int:
     """Everything the command does, returning the exit code (library errors -> messages here).
 
@@ -173,7 +177,7 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
         except (UsageError, ValueError) as exc:
             return fail(exc, EXIT_USAGE)
         if runner.device.type == "cpu":
-            torch.set_num_threads(cpu_threads())
+            torch.set_num_threads(threads or cpu_threads())
         reporter = make_reporter(quiet)
 
         def track(event) -> None:

@@ -69,6 +69,20 @@ def test_colourize_default_name_json_and_quiet(tmp_path, fake, clip):
     assert r.exit_code == 0 and json.loads(r.stdout)["status"] == "skipped"
 
 
+def test_threads_option_sets_torch_threads(tmp_path, fake, clip, monkeypatch):
+    from colorize.pipeline.device import cpu_threads
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    r = invoke(clip, "--model", "fake", "--device", "cpu", "--threads", "3", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert calls == [3]
+    r = invoke(clip, "--model", "fake", "--device", "cpu", "-q", "--overwrite")
+    assert r.exit_code == 0, r.stderr
+    assert calls == [3, cpu_threads()]
+    assert invoke(clip, "--model", "fake", "--threads", "0").exit_code == 2
+
+
 def test_plain_progress_lines_when_not_a_tty(tmp_path, fake, clip):
     r = invoke(clip, "--model", "fake", "--device", "cpu", "-o", tmp_path / "x.mkv")
     assert r.exit_code == 0, r.stderr
