@@ -27,6 +27,10 @@ _DIS_PRESETS = {
 }
 
 
+def _at_least_float32(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def _check_flow(img: torch.Tensor, flow: torch.Tensor) -> None:
     if img.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2:
         raise ValueError(f"expected img (B, C, H, W) and flow (B, 2, H, W), got {tuple(img.shape)} and {tuple(flow.shape)}")
@@ -64,8 +68,13 @@ def warp(img: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") ->
     ``out(x, y) = img(x + flow_x(x, y), y + flow_y(x, y))``. Differentiable in both arguments.
     """
     _check_flow(img, flow)
-    grid = sample_grid(flow).to(img.dtype)
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+    # Sampled in float32 whatever the model's precision: half-precision pixel coordinates are off
+    # by up to half a pixel on a 1920-wide frame, and CPU grid_sample in float16 returned NaN for
+    # finite inputs (the selfreg refine pass in half precision).
+    work = _at_least_float32(img.dtype)
+    grid = sample_grid(flow.to(work))
+    out = F.grid_sample(img.to(work), grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+    return out.to(img.dtype)
 
 
 def _inside(grid: torch.Tensor) -> torch.Tensor:
@@ -74,7 +83,7 @@ def _inside(grid: torch.Tensor) -> torch.Tensor:
 
 def inside_mask(flow: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W): 1 where ``flow`` points inside the frame, else 0."""
-    return _inside(sample_grid(flow)).to(flow.dtype)
+    return _inside(sample_grid(flow.to(_at_least_float32(flow.dtype)))).to(flow.dtype)
 
 
 def occlusion_mask(
@@ -87,11 +96,14 @@ def occlusion_mask(
     ``|f_st + f_ts(warped)|^2 < alpha1 (|f_st|^2 + |f_ts(warped)|^2) + alpha2`` and it lands inside t.
     """
     _check_flow(flow_ts, flow_st)
+    dtype = flow_st.dtype
+    work = _at_least_float32(dtype)  # float32 coordinates, as in warp()
+    flow_st, flow_ts = flow_st.to(work), flow_ts.to(work)
     grid = sample_grid(flow_st)
     back = F.grid_sample(flow_ts, grid, mode="bilinear", padding_mode="border", align_corners=True)
     err = (flow_st + back).pow(2).sum(1, keepdim=True)
     mag = flow_st.pow(2).sum(1, keepdim=True) + back.pow(2).sum(1, keepdim=True)
-    return ((err < alpha1 * mag + alpha2) & _inside(grid)).to(flow_st.dtype)
+    return ((err < alpha1 * mag + alpha2) & _inside(grid)).to(dtype)
 
 
 def dis_flow(grey_s: np.ndarray, grey_t: np.ndarray, preset: str = "ultrafast") -> np.ndarray:

@@ -55,6 +55,20 @@ def test_subpixel_warp_interpolates_linearly():
     assert torch.allclose(out[..., :-1], ramp[..., :-1] + 0.25)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_warp_samples_in_float32(dtype):
+    """Half-precision inputs are warped with float32 coordinates and returned in their own dtype."""
+    img = _smooth(h=48, w=640, seed=2)
+    flow = torch.rand(1, 2, 48, 640) * 6 - 3
+    full = warp(img, flow)
+    half = warp(img.to(dtype), flow.to(dtype))
+    assert half.dtype == dtype and torch.isfinite(half).all()
+    assert (half.float() - warp(img.to(dtype).float(), flow.to(dtype).float())).abs().max() < 1e-2
+    assert (half.float() - full).abs().mean() < 1e-2
+    mask = occlusion_mask(flow.to(dtype), (-flow).to(dtype))
+    assert mask.dtype == dtype and set(mask.unique().tolist()) <= {0.0, 1.0}
+
+
 def test_warp_gradcheck():
     img = torch.rand(1, 1, 5, 6, dtype=torch.float64, requires_grad=True)
     flow = (torch.rand(1, 2, 5, 6, dtype=torch.float64) * 0.6 + 0.2).requires_grad_()

@@ -48,6 +48,36 @@ def test_forward_through_the_registry(name, tmp_path):
         assert torch.isfinite(ab).all() and ab.abs().max() <= 128
 
 
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_half_precision_matches_float32(name, tmp_path):
+    """GPUs run the models in float16: every model must stay finite and close to float32 there
+    (run here on the CPU, which has the same dtype paths). The selfreg refine pass once gave NaN."""
+    import importlib
+
+    family = importlib.import_module(f"colorize.models.{name}").FAMILY
+    torch.manual_seed(0)
+    path = tmp_path / f"{name}.pt"
+    torch.save(family.build_net().state_dict(), path)
+    info = get_model_info(name)
+    h, w = 2 * info.size_multiple, 3 * info.size_multiple
+    frames = [torch.rand(1, h // 8, w // 8).repeat_interleave(8, 1).repeat_interleave(8, 2) * 100 for _ in range(3)]
+    ref = torch.cat((torch.rand(1, 1, 64, 64) * 100, torch.randn(1, 2, 64, 64) * 30), 1)
+    outs = {}
+    for dtype in (torch.float32, torch.float16):
+        model = create_model(name, weights=path, dtype=dtype)
+        if info.needs_reference:
+            model.set_reference(ref)
+        got = {}
+        for i, f in enumerate(frames):
+            got.update(dict(model.push(i, f)))
+        got.update(dict(model.flush()))
+        outs[dtype] = got
+    for i in range(3):
+        full, half = outs[torch.float32][i], outs[torch.float16][i]
+        assert half.dtype == torch.float32 and torch.isfinite(half).all(), i
+        assert (full - half).abs().mean() < 0.5, i
+
+
 def test_sha256_mismatch_is_refused(tmp_path):
     path = tmp_path / "w.pt"
     torch.save({"x": torch.zeros(2)}, path)
