@@ -11,7 +11,7 @@ import click
 
 from colorize.cli.options import (
     EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
-    debug_option, device_option, json_option, model_option, model_options_from_flags,
+    debug_option, device_option, json_option, model_option, model_options_from_flags, precision_option,
     saturation_boost_option, weights_option,
 )
 from colorize.pipeline.config import PICK_CHOICES, RunConfig, default_model_name
@@ -90,6 +90,7 @@ def _list_models(ctx, param, value):
                    "one is used. Selects the exemplar model.")
 @weights_option
 @device_option
+@precision_option
 @click.option("--render-size", type=click.IntRange(min=16), default=None,
               help="Short side in pixels of the frames the model sees (rounded to its multiple); "
                    "default: the model's own. Chroma is upsampled to full size guided by the luma.")
@@ -116,7 +117,7 @@ def _list_models(ctx, param, value):
 @click.option("--list-models", is_flag=True, is_eager=True, expose_value=False, callback=_list_models,
               help="List the models (same as `colorize models`, whatever files are in this folder) and exit.")
 @click.version_option(package_name="colorize", message="%(prog)s %(version)s")
-def colorize_command(inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
+def colorize_command(inputs, output, model, refs, weights, device, precision, render_size, codec, crf, preset,
                      diverse, pick, refine_passes, no_saturation_boost, threads, overwrite, as_json, quiet,
                      debug):
     """Colourize black-and-white videos and stills.
@@ -127,6 +128,7 @@ def colorize_command(inputs, output, model, refs, weights, device, render_size, 
     """
     sys.exit(run_colorize(
         inputs=list(inputs), output=output, model=model, refs=refs, weights=weights, device=device,
+        precision=precision,
         render_size=render_size, codec=codec, crf=crf, preset=preset, diverse=diverse, pick=pick,
         refine_passes=refine_passes, overwrite=overwrite, as_json=as_json, quiet=quiet, debug=debug,
         threads=threads, model_options=model_options_from_flags(no_saturation_boost=no_saturation_boost),
@@ -139,6 +141,7 @@ def _err(text: str) -> None:
 
 def run_colorize(*, inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
                  diverse, pick, refine_passes, overwrite, as_json, quiet, debug, threads: int | None = None,
+                 precision: str = "auto",
                  model_options: tuple[tuple[str, object], ...] = ()) -> int:
     """Everything the command does, returning the exit code (library errors -> messages here).
 
@@ -168,7 +171,7 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
         try:
             config = RunConfig(
                 model=model or default_model_name(bool(refs)), weights=weights, references=tuple(refs),
-                device=device, render_size=render_size, codec=codec, crf=crf, preset=preset,
+                device=device, precision=precision, render_size=render_size, codec=codec, crf=crf, preset=preset,
                 diverse=diverse, pick=pick, refine_passes=refine_passes, overwrite=overwrite,
                 extra_model_options=tuple(model_options),
             )

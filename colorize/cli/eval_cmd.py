@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from colorize.cli.options import debug_option, device_option, json_option, model_option, weights_option
+from colorize.cli.options import (
+    debug_option, device_option, json_option, model_option, precision_option, weights_option,
+)
 from colorize.cli.train_cmd import call_lazily
 
 
@@ -28,15 +30,16 @@ from colorize.cli.train_cmd import call_lazily
                    "default: the model's own.")
 @weights_option
 @device_option
+@precision_option
 @json_option("Print the figures as JSON on stdout.")
 @debug_option
-def eval_command(model, dirs, ref_mode, reference, max_frames, out_csv, render_size, weights, device, as_json,
-                 debug) -> None:
+def eval_command(model, dirs, ref_mode, reference, max_frames, out_csv, render_size, weights, device, precision,
+                 as_json, debug) -> None:
     """Measure MODEL on folders of colour clips: PSNR, colourfulness, flicker, accuracy, fps."""
     sys.exit(call_lazily("colorize.cli.eval_cmd", "run_and_print", "eval", debug, model=model, dirs=tuple(dirs),
                          ref_mode=ref_mode, reference=reference, max_frames=max_frames, out_csv=out_csv,
                          render_size=render_size,
-                         weights=weights, device=device, json=as_json))
+                         weights=weights, device=device, precision=precision, json=as_json))
 
 
 def run_and_print(json: bool = False, **kwargs) -> int:

@@ -303,7 +303,7 @@ def evaluate(
         reference=ref_name,
         max_frames=max_frames,
         weights_sha256=getattr(model, "weights_sha256", None),
-        device=str(model.device),
+        device=_device_label(model),
         notes=[note] if note else [],
     )
     if (ref_mode or reference is not None) and not info.needs_reference:
@@ -439,6 +439,12 @@ def quick_eval(
     return {k: mean[k] for k in ("psnr_gain", "colourfulness_ratio", "flicker_ratio", "psnr_output", "fps")}
 
 
+def _device_label(model) -> str:
+    """"cpu", or "cuda:0 float16" when the networks do not run in float32."""
+    dtype = getattr(model, "dtype", torch.float32)
+    return str(model.device) if dtype == torch.float32 else f"{model.device} {str(dtype).replace('torch.', '')}"
+
+
 def cli_eval(
     model: str,
     dirs: Sequence[str | Path],
@@ -451,6 +457,7 @@ def cli_eval(
     reference: str | Path | None = None,
     progress: Callable[[str, int], None] | None = None,
     render_size: int | None = None,
+    precision: str = "auto",
     *,
     json: bool | None = None,
 ) -> EvalReport:
@@ -459,9 +466,9 @@ def cli_eval(
     Prints nothing: the CLI prints ``format_report(report)`` or, with ``--json``,
     ``json.dumps(report.as_dict())``; ``json_out`` (alias ``json``) is accepted so the CLI can
     pass its options through, the rendering is the caller's. ``device`` is "auto", "cpu",
-    "cuda[:N]" or "mps" (GPUs compute in half precision, as in the pipeline). ``out_csv`` writes
-    the per-frame PSNR series (:meth:`EvalReport.write_frames_csv`). A model that needs a
-    reference and gets neither ``ref_mode`` nor ``reference`` runs in first-frame propagation.
+    "cuda[:N]" or "mps"; ``precision`` as in the pipeline (auto: GPUs compute in half precision).
+    ``out_csv`` writes the per-frame PSNR series (:meth:`EvalReport.write_frames_csv`). A model
+    that needs a reference and gets neither ``ref_mode`` nor ``reference`` runs in first-frame propagation.
     """
     from colorize.models.registry import create_model, get_model_info
     from colorize.pipeline.device import compute_dtype, resolve_device
@@ -471,7 +478,7 @@ def cli_eval(
     if info.needs_reference and ref_mode is None and reference is None:
         ref_mode = "first-frame"
     dev = resolve_device(str(device))
-    built = create_model(model, device=dev, dtype=compute_dtype(dev), weights=weights)
+    built = create_model(model, device=dev, dtype=compute_dtype(dev, precision), weights=weights)
     report = evaluate(built, clips, max_frames=max_frames, ref_mode=ref_mode, reference=reference, progress=progress,
                       render_size=render_size)
     if out_csv is not None:

@@ -16,6 +16,7 @@ DEFAULT_AUTO_MODEL = "lstm"
 DEFAULT_REFERENCE_MODEL = "exemplar"
 
 PICK_CHOICES = ("saturation", "all")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # see colorize.pipeline.device.compute_dtype
 
 
 def default_model_name(has_reference: bool) -> str:
@@ -30,6 +31,7 @@ class RunConfig:
     weights:        a user weights file or folder; None = the shipped weights.
     references:     ``--ref`` specs as given (file, folder, or ``file@start-end``).
     device:         "auto", "cpu", "cuda", "cuda:N" or "mps".
+    precision:      "auto" (half on GPUs, float32 on CPU), "fp32", "fp16" or "bf16".
     render_size:    short side of the model's working frame in pixels; None = the model's default.
     codec/crf/preset: encoder settings; codec None = the writer's default for the container.
     diverse:        number of candidate colourings to compute (models with ``supports_diverse``).
@@ -46,6 +48,7 @@ class RunConfig:
     weights: Path | None = None
     references: tuple[str, ...] = ()
     device: str = "auto"
+    precision: str = "auto"
     render_size: int | None = None
     codec: str | None = None
     crf: int | None = None
@@ -60,6 +63,8 @@ class RunConfig:
     extra_model_options: tuple[tuple[str, object], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.diverse < 1:
             raise ValueError(f"diverse must be >= 1, got {self.diverse}")
         if self.pick not in PICK_CHOICES:

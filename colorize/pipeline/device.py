@@ -7,6 +7,7 @@ import re
 
 import torch
 
+from colorize.pipeline.config import PRECISIONS
 from colorize.pipeline.errors import UsageError
 
 
@@ -55,9 +56,22 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device("cuda", index)
 
 
-def compute_dtype(device: torch.device) -> torch.dtype:
-    """Half precision on GPUs, float32 on CPU (CPU half is slow and inexact)."""
-    return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def compute_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
+    """The dtype the networks run in.
+
+    ``auto``: half precision on GPUs, float32 on the CPU (CPU float16 is slow and inexact).
+    ``bf16`` on the CPU pays off only for large convolutions on CPUs with AMX / AVX512-BF16: the
+    official DEVC networks run about 2.3x faster, our small models do not gain, and none of it is
+    bit-faithful (see docs/devc.md). ``fp32`` everywhere is the reference arithmetic.
+    """
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    return _DTYPES[precision]
 
 
 def cpu_threads(reserved: int = 1) -> int:

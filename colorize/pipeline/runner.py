@@ -86,7 +86,7 @@ class Runner:
         except UnknownModelError as exc:
             raise UsageError(str(exc)) from exc
         self.device = resolve_device(config.device)
-        self.dtype = compute_dtype(self.device)
+        self.dtype = compute_dtype(self.device, config.precision)
         self.ref_specs = [s for r in config.references for s in parse_ref(r)]
         if self.info.needs_reference and not self.ref_specs:
             raise UsageError(f"model {self.info.name!r} needs a colour reference: add --ref IMAGE")

@@ -32,6 +32,7 @@ def register_fake(monkeypatch):
 
         def builder(device, dtype, weights=None, diverse: int = 1, **options):
             m = FakeColorizer(info, device, outputs=diverse, **behaviour)
+            m.built_dtype = dtype  # what the runner asked for (--precision)
             built.append(m)
             return m
 

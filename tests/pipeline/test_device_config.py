@@ -51,3 +51,17 @@ def test_config_validation_and_dict():
     assert d["diverse"] == 3 and d["weights"] is None
     with pytest.raises(Exception):
         cfg.diverse = 2  # frozen
+
+
+def test_precision_choices():
+    from colorize.pipeline.errors import UsageError
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert compute_dtype(cpu, "auto") == torch.float32 and compute_dtype(gpu, "auto") == torch.float16
+    assert compute_dtype(cpu, "bf16") == torch.bfloat16 and compute_dtype(gpu, "fp32") == torch.float32
+    assert compute_dtype(cpu, "fp16") == torch.float16
+    with pytest.raises(UsageError, match="precision"):
+        compute_dtype(cpu, "int8")
+    with pytest.raises(ValueError, match="precision"):
+        RunConfig(precision="fp64")
+    assert RunConfig(precision="bf16").as_dict()["precision"] == "bf16"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 import pytest
 
 from colorize.pipeline.config import RunConfig
@@ -55,6 +56,18 @@ def test_colourizes_keeps_frames_audio_and_luma(tmp_path, register_fake):
     kinds = [type(e).__name__ for e in events]
     assert kinds[:2] == ["BatchStarted", "FileStarted"] and kinds[-1] == "FileFinished"
     assert kinds.count("FrameDone") == 10
+
+
+def test_precision_reaches_the_model_and_the_sidecar(tmp_path, register_fake):
+    built = register_fake("fake")
+    clip = make_clip(tmp_path / "film.mp4", frames=3, width=64, height=48)
+    _, [res] = _run([clip], model="fake", device="cpu", precision="bf16")
+    assert res.status == "done", res.error
+    assert built[0].built_dtype == torch.bfloat16
+    side = json.loads((tmp_path / "film_colorized.mp4.colorize.json").read_text())
+    assert side["device"]["dtype"] == "bfloat16" and side["options"]["precision"] == "bf16"
+    _, [res] = _run([clip], model="fake", device="cpu", overwrite=True)
+    assert built[1].built_dtype == torch.float32
 
 
 def test_scene_cut_flushes_and_resets(tmp_path, register_fake):
