@@ -468,7 +468,8 @@ def cli_eval(
     pass its options through, the rendering is the caller's. ``device`` is "auto", "cpu",
     "cuda[:N]" or "mps"; ``precision`` as in the pipeline (auto: GPUs compute in half precision).
     ``out_csv`` writes the per-frame PSNR series (:meth:`EvalReport.write_frames_csv`). A model
-    that needs a reference and gets neither ``ref_mode`` nor ``reference`` runs in first-frame propagation.
+    that needs a reference and gets neither ``ref_mode`` nor ``reference`` runs in first-frame
+    propagation.
     """
     from colorize.models.registry import create_model, get_model_info
     from colorize.pipeline.device import compute_dtype, resolve_device
