@@ -5,8 +5,9 @@ The official ``test.py`` calls ``cv2.ximgproc.createFastGlobalSmootherFilter(gui
 (``lambda_attenuation=0.25``, ``num_iter=3``) on each of a and b. colorize depends on
 opencv-contrib, so :func:`fast_global_smoother` normally runs ``cv2.ximgproc`` itself; where only
 plain OpenCV is installed (someone else's environment) it falls back to a numpy port of OpenCV's
-``fgs_filter.cpp`` that reproduces its float32 operation order, including the association its SIMD kernels use, so both paths give the same bytes on the
-official single-stripe setting (``cv2.setNumThreads(0)``).
+``fgs_filter.cpp`` that reproduces its float32 operation order, including the association its
+SIMD kernels use, so both paths give the same bytes on the official single-stripe setting
+(``cv2.setNumThreads(0)``).
 
 Shapes: ``guide`` (H, W) uint8; ``src`` (H, W) or (C, H, W) float32; result like ``src``.
 """
