@@ -1,6 +1,7 @@
 """Speed and memory of the official DEVC checkpoints at the official working size (216x384).
 
     python benchmarks/devc.py [--weights DIR] [--frames 8] [--threads 2] [--device cpu]
+                              [--precision fp32|fp16|bf16] [--batch-size N] [--baseline]
 
 Without --weights it writes the fixture's recipe weights (tests/devc_recipe.py, numpy) to a
 temporary folder: the same architecture and arithmetic as the official files, random values.
@@ -34,6 +35,7 @@ from colorize.color.lab import lab_to_rgb  # noqa: E402
 from colorize.models import create_model  # noqa: E402
 from colorize.models import devc as D  # noqa: E402
 from colorize.models.devc_smoother import has_ximgproc  # noqa: E402
+from colorize.pipeline.device import compute_dtype  # noqa: E402
 
 def _scene(n: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A smooth moving pattern: L frames (n, 1, h, w) 0..100 and a colour reference Lab (1, 3, h, w)."""
@@ -122,6 +124,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8, help="timed frames (after 1 warm-up frame)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
+                    help="network dtype (fp32 = the official arithmetic)")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--baseline", action="store_true",
                     help="also time an emulation of the official per-frame work, interleaved")
@@ -136,7 +140,8 @@ def main() -> None:
             weights = write_recipe_weights(Path(tmp))
         rss0 = _rss_mb()
         opts = {} if args.batch_size is None else {"batch_size": args.batch_size}
-        model = create_model("devc", device=args.device, weights=weights, **opts)
+        dtype = compute_dtype(torch.device(args.device), args.precision)
+        model = create_model("devc", device=args.device, dtype=dtype, weights=weights, **opts)
     rss_loaded = _rss_mb()
     bs = model.batch_size
     l_frames, ref = _scene(args.frames + bs, 432, 768)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 # The automatic model used when neither --model nor --ref is given. One constant, chosen by
 # measurement in the automatic-models work (see the README); the CLI help reads it from here.
-DEFAULT_AUTO_MODEL = "lstm"
+DEFAULT_AUTO_MODEL = "selfreg"
 # The model used when --ref is given and --model is not.
 DEFAULT_REFERENCE_MODEL = "exemplar"
 
