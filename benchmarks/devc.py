@@ -11,7 +11,8 @@ as test.py does; the time includes the official post-processing (x2, x1.25, fast
 Same-machine baseline: the unmodified official test.py (commit 2c41bdf, recipe weights, 2 threads,
 networks at 216x384), run alternately with this benchmark on one of our 2-core machines under the
 same background load, took a median 9.80 and 9.85 s/frame against 6.42 and 6.55 s/frame here:
-1.53x and 1.50x (docs/devc.md, section 6). ``--baseline`` times, interleaved with the model, an
+1.53x and 1.50x; on the idle machine 3.49 and 3.10 against 1.78 and 1.85 s/frame, 1.96x and
+1.68x (docs/devc.md, section 6). ``--baseline`` times, interleaved with the model, an
 emulation of that official per-frame work, so a ratio can be read off any machine.
 """
 

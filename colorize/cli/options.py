@@ -67,7 +67,7 @@ def precision_option(f):
     return click.option(
         "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
         help="Network arithmetic; auto = half on GPUs, fp32 on CPU. bf16 on a CPU with AMX/AVX512-BF16 "
-             "runs devc about 2x faster (not bit-faithful); the small models do not gain.",
+             "runs devc about 1.7x faster (not bit-faithful); the small models do not gain.",
     )(f)
 
 

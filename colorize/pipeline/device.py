@@ -64,7 +64,7 @@ def compute_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
 
     ``auto``: half precision on GPUs, float32 on the CPU (CPU float16 is slow and inexact).
     ``bf16`` on the CPU pays off only for large convolutions on CPUs with AMX / AVX512-BF16: the
-    official DEVC networks run about 2.3x faster, our small models do not gain, and none of it is
+    official DEVC networks run about 1.7x faster, our small models do not gain, and none of it is
     bit-faithful (see docs/devc.md). ``fp32`` everywhere is the reference arithmetic.
     """
     if precision not in PRECISIONS:
