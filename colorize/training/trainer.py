@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import importlib
 import math
@@ -48,6 +49,13 @@ class TrainConfig:
     # "bf16": forward passes under CPU autocast in bfloat16 (weights, optimiser and losses stay
     # float32). About 2x faster per step on CPUs with AMX / AVX512-BF16; validation is float32.
     precision: str = "fp32"
+    # > 0: keep an exponential moving average of the trainable weights (decay per step, e.g. 0.999)
+    # and validate / export that average instead of the raw weights. With ~1,600 photos the raw
+    # weights keep fitting the training set while validation stays flat; the average is the
+    # better-generalising estimate of the same run.
+    ema: float = 0.0
+    # Family attributes to override for this run (e.g. {"temporal_weight": 0.5}); unknown names
+    # are refused.
     extra: dict = field(default_factory=dict)
 
 
@@ -62,6 +70,25 @@ def load_family(name: str):
     family = getattr(mod, "FAMILY", None)
     if family is None:
         raise ValueError(f"model family {name!r} has no FAMILY to train")
+    return family
+
+
+def with_overrides(family, overrides: dict):
+    """A copy of ``family`` with some attributes replaced (the module's FAMILY stays untouched)."""
+    if not overrides:
+        return family
+    family = copy.copy(family)
+    for key, value in overrides.items():
+        if key.startswith("_") or not hasattr(family, key) or callable(getattr(family, key)):
+            raise ValueError(f"model family {family.name!r} has no option {key!r}")
+        current = getattr(family, key)
+        if key in ("name", "window") or isinstance(current, bool) or not isinstance(current, (int, float)):
+            raise ValueError(f"{key!r} of model family {family.name!r} is not a numeric loss setting")
+        try:
+            value = type(current)(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key}={value!r}: expected {type(current).__name__}") from None
+        setattr(family, key, value)
     return family
 
 
@@ -94,10 +121,13 @@ class Trainer:
         if cfg.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
         torch.manual_seed(cfg.seed)
-        self.family = load_family(cfg.model)
+        if not 0.0 <= cfg.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {cfg.ema}")
+        self.family = with_overrides(load_family(cfg.model), cfg.extra)
         self.net = self.family.build_net()
         if cfg.init:
             self.net.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=True), strict=True)
+        self.ema_net = copy.deepcopy(self.net).eval().requires_grad_(False) if cfg.ema > 0 else None
         self.backbone = FrozenBackbone(load_pretrained_backbone())
         self.opt = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
         self.step = 0
@@ -118,6 +148,7 @@ class Trainer:
             "best": self.best,
             "torch_rng": torch.get_rng_state(),
             "config": asdict(self.cfg),
+            **({"ema": self.ema_net.state_dict()} if self.ema_net is not None else {}),
         }
 
     def save(self) -> None:
@@ -132,6 +163,9 @@ class Trainer:
         st = torch.load(path, map_location="cpu", weights_only=True)
         self.net.load_state_dict(st["net"], strict=True)
         self.opt.load_state_dict(st["opt"])
+        if self.ema_net is not None:
+            # A run that switches EMA on at resume starts the average from the current weights.
+            self.ema_net.load_state_dict(st.get("ema", st["net"]), strict=True)
         self.step, self.wall, self.best = st["step"], st["wall"], st["best"]
         torch.set_rng_state(st["torch_rng"])
         return True
@@ -147,13 +181,29 @@ class Trainer:
             w.writerow({k: row.get(k, "") for k in fields})
 
     # ------------------------------------------------------------------ eval
+    @property
+    def eval_net(self) -> torch.nn.Module:
+        """The weights that are validated and exported: the moving average when EMA is on."""
+        return self.ema_net if self.ema_net is not None else self.net
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        if self.ema_net is None:
+            return
+        d = self.cfg.ema
+        for e, p in zip(self.ema_net.parameters(), self.net.parameters()):
+            e.mul_(d).add_(p.detach(), alpha=1.0 - d)
+        for e, b in zip(self.ema_net.buffers(), self.net.buffers()):
+            e.copy_(b)
+
     @torch.no_grad()
     def evaluate(self) -> dict:
-        self.net.eval()
+        net = self.eval_net
+        net.eval()
         p_out, p_grey, c_out, c_gt = [], [], [], []
         for i in range(self.cfg.eval_batches):
             batch = self.val_sampler.batch(i, self.cfg.batch)
-            ab = self.family.predict(self.net, batch.lab, self.backbone)
+            ab = self.family.predict(net, batch.lab, self.backbone)
             lab = batch.lab.flatten(0, 1)
             pred = lab_to_rgb(torch.cat((lab[:, :1], ab.flatten(0, 1).float()), 1))
             grey = lab_to_rgb(torch.cat((lab[:, :1], torch.zeros_like(lab[:, 1:])), 1))
@@ -173,7 +223,8 @@ class Trainer:
         return res
 
     def export_best(self, metrics: dict) -> None:
-        torch.save({k: v.detach().clone() for k, v in self.net.state_dict().items()}, self.out / "best.pt.tmp")
+        state = self.eval_net.state_dict()
+        torch.save({k: v.detach().clone() for k, v in state.items()}, self.out / "best.pt.tmp")
         os.replace(self.out / "best.pt.tmp", self.out / "best.pt")
         (self.out / "best.json").write_text(
             __import__("json").dumps({"step": self.step, "wall_s": round(self.wall), **metrics}, indent=2)
@@ -206,6 +257,7 @@ class Trainer:
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
             self.opt.step()
+            self.update_ema()
             self.step += 1
             self.wall += time.monotonic() - t0
             for k, v in losses.items():

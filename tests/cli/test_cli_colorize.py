@@ -142,9 +142,20 @@ def test_train_and_eval_call_the_library_lazily(monkeypatch, tmp_path, fake):
                "--size", "64", "--out", tmp_path / "ck", "--lr", "3e-4", "--precision", "bf16", "--threads", "1")
     assert r.exit_code == 0, r.stderr
     assert calls["train"]["lr"] == 3e-4 and calls["train"]["precision"] == "bf16" and calls["train"]["threads"] == 1
-    assert calls["train"]["init"] is None
+    assert calls["train"]["init"] is None and calls["train"]["ema"] is None and calls["train"]["extra"] is None
     assert calls["train"]["model"] == "fake" and calls["train"]["data"] == (tmp_path,)
     assert calls["train"]["steps"] == 5 and calls["train"]["resume"] is True and calls["train"]["size"] == 64
+    calls.clear()
+    r = invoke("train", "--model", "fake", "--data", tmp_path, "--ema", "0.999", "--set", "temporal_weight=0.5",
+               "--set", " bilateral_weight = 2 ")
+    assert r.exit_code == 0, r.stderr
+    assert calls["train"]["ema"] == 0.999
+    assert calls["train"]["extra"] == {"temporal_weight": "0.5", "bilateral_weight": "2"}
+    for bad in ("temporal_weight", "=3"):
+        r = invoke("train", "--model", "fake", "--data", tmp_path, "--set", bad)
+        assert r.exit_code == 2 and "NAME=VALUE" in r.stderr
+    r = invoke("train", "--model", "fake", "--data", tmp_path, "--ema", "1")
+    assert r.exit_code == 2
     r = invoke("eval", "--model", "fake", tmp_path, "--ref-mode", "first-frame", "--max-frames", "9", "--json")
     assert r.exit_code == 0, r.stderr
     assert calls["eval"]["dirs"] == (tmp_path,) and calls["eval"]["max_frames"] == 9 and calls["eval"]["json"]

@@ -112,3 +112,96 @@ def test_cli_train_treats_none_as_the_default(tmp_path, monkeypatch):
     cfg = seen["cfg"]
     assert cfg.steps == TrainConfig.steps and cfg.lr == TrainConfig.lr and cfg.init == ""
     assert cfg.batch == 3 and cfg.precision == "bf16"
+
+
+def test_ema_is_validated_exported_and_resumed_exactly(tmp_path):
+    tr, va = _samplers(tmp_path)
+    torch.manual_seed(0)
+    straight = Trainer(replace(_cfg(tmp_path / "a", 4), ema=0.5), tr, va)
+    start = {k: v.clone() for k, v in straight.net.state_dict().items()}
+    straight.run()
+    raw, avg = straight.net.state_dict(), straight.ema_net.state_dict()
+    # The average lies strictly between the start and the raw weights for a trained tensor.
+    key = next(k for k in raw if not torch.equal(raw[k], start[k]))
+    assert not torch.equal(avg[key], raw[key]) and not torch.equal(avg[key], start[key])
+    # Four steps of decay 0.5: avg = 0.0625 * start + sum of the later raw weights; at least it
+    # is closer to the final weights than the start is.
+    assert (avg[key] - raw[key]).norm() < (start[key] - raw[key]).norm()
+    best = torch.load(tmp_path / "a" / "best.pt", weights_only=True)
+    assert all(v.requires_grad is False for v in straight.ema_net.parameters())
+
+    torch.manual_seed(0)
+    first = Trainer(replace(_cfg(tmp_path / "b", 4), ema=0.5), tr, va)
+    first.run(stop_after=2)
+    first.save()
+    torch.manual_seed(7)
+    second = Trainer(replace(_cfg(tmp_path / "b", 4), ema=0.5), tr, va)
+    assert second.resume()
+    second.run()
+    for k, v in straight.ema_net.state_dict().items():
+        assert torch.allclose(v, second.ema_net.state_dict()[k], atol=1e-6), k
+    # best.pt holds averaged weights (from one of the evaluations), never the raw ones.
+    assert set(best) == set(avg)
+    assert any(not torch.equal(best[k], raw[k]) for k in best)
+
+
+def test_ema_out_of_range_is_refused(tmp_path):
+    import pytest
+
+    tr, va = _samplers(tmp_path)
+    with pytest.raises(ValueError, match="ema"):
+        Trainer(replace(_cfg(tmp_path / "x", 2), ema=1.0), tr, va)
+
+
+def test_family_overrides_change_the_loss_and_are_checked(tmp_path):
+    import pytest
+
+    from colorize.models.lstm import FAMILY
+
+    tr, va = _samplers(tmp_path)
+    torch.manual_seed(0)
+    plain = Trainer(replace(_cfg(tmp_path / "p", 1), extra={"temporal_weight": "0"}), tr, va)
+    assert plain.family.temporal_weight == 0.0 and FAMILY.temporal_weight > 0  # the module's FAMILY is untouched
+    batch = tr.batch(0, 2)
+    off = plain.family.training_step(plain.net, batch, plain.backbone, 0)
+    on = FAMILY.training_step(plain.net, batch, plain.backbone, 0)
+    assert "temporal" not in off and on["temporal"] > 0
+    assert torch.isclose(on["loss"], on["mse"] + FAMILY.temporal_weight * on["temporal"])
+    for bad, match in (({"nonsense": "1"}, "no option"), ({"window": "3"}, "not a numeric"),
+                       ({"temporal_weight": "x"}, "expected float")):
+        with pytest.raises(ValueError, match=match):
+            Trainer(replace(_cfg(tmp_path / "q", 1), extra=bad), tr, va)
+
+
+def test_export_writes_a_manifest_record_and_refuses_a_worse_file(tmp_path):
+    import json
+
+    import pytest
+
+    from colorize.models.registry import read_manifest, sha256_file
+    from colorize.training.export import export, metrics_from_eval
+
+    tr, va = _samplers(tmp_path)
+    torch.manual_seed(0)
+    Trainer(replace(_cfg(tmp_path / "run", 2), ema=0.9, extra={"temporal_weight": "0.25"}), tr, va).run()
+    report = {
+        "mean": {"psnr_gain": 2.5, "psnr_output": 25.0, "psnr_grey": 22.5, "colourfulness_ratio": 0.7123456,
+                 "flicker_ratio": 1.0, "frames": 10},
+        "clips": [{"name": "a.mp4", "psnr_gain": 3.004}, {"name": "b.mp4", "psnr_gain": 1.996}],
+        "psnr_over_time": [{"first": 0, "last": 4, "psnr_gain": 2.444}],
+    }
+    metrics = metrics_from_eval(report, "test mode")
+    assert metrics["psnr_gain_db"] == 2.5 and metrics["per_clip"] == {"a.mp4": 3.0, "b.mp4": 2.0}
+    assert metrics["dev_eval"]["colourfulness_ratio"] == 0.7123 and metrics["dev_eval"]["accuracy"] is None
+    assert metrics["psnr_gain_over_time"] == {"0-4": 2.44} and metrics["eval_mode"] == "test mode"
+
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    record = export(tmp_path / "run", "lstm", metrics, weights_dir=wdir)
+    assert record["sha256"] == sha256_file(wdir / "lstm.pt") == read_manifest(wdir)["lstm"]["sha256"]
+    assert record["train_config"]["ema"] == 0.9 and record["train_config"]["extra"] == {"temporal_weight": "0.25"}
+    assert json.loads((wdir / "manifest.json").read_text())["lstm"]["metrics"]["psnr_gain_db"] == 2.5
+    worse = dict(metrics, psnr_gain_db=2.4)
+    with pytest.raises(SystemExit, match="refusing"):
+        export(tmp_path / "run", "lstm", worse, weights_dir=wdir)
+    assert export(tmp_path / "run", "lstm", worse, force=True, weights_dir=wdir)["metrics"]["psnr_gain_db"] == 2.4
