@@ -46,7 +46,8 @@ def metrics_from_eval(report: dict, mode: str) -> dict:
     }
 
 
-def export(run_dir: Path, name: str, metrics: dict, force: bool = False, weights_dir: Path = WEIGHTS_DIR) -> dict:
+def export(run_dir: Path, name: str, metrics: dict, force: bool = False, weights_dir: Path = WEIGHTS_DIR,
+           history: str = "") -> dict:
     best = json.loads((run_dir / "best.json").read_text())
     state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     manifest = read_manifest(weights_dir)
@@ -55,6 +56,13 @@ def export(run_dir: Path, name: str, metrics: dict, force: bool = False, weights
     if old and not force and gain is not None and old.get("metrics", {}).get("psnr_gain_db", -1e9) >= gain:
         raise SystemExit(f"refusing: shipped {name} has dev_eval gain {old['metrics']['psnr_gain_db']} >= {gain}")
     cfg = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)["config"]
+    init = None
+    if cfg.get("init"):
+        # Fine-tuned: say from what, before the file (often the shipped one) is replaced.
+        init_path = Path(cfg["init"])
+        init = {"file": init_path.name, "sha256": sha256_file(init_path) if init_path.exists() else None}
+        if old and init["sha256"] == old.get("sha256"):
+            init.update({"steps": old.get("steps"), "psnr_gain_db": old.get("metrics", {}).get("psnr_gain_db")})
     dest = weights_dir / f"{name}.pt"
     tmp = dest.with_suffix(".pt.tmp")
     torch.save(state, tmp)
@@ -75,6 +83,10 @@ def export(run_dir: Path, name: str, metrics: dict, force: bool = False, weights
         "metrics": metrics,
         "license": LICENSE_NOTE,
     }
+    if init:
+        record["init"] = init
+    if history:
+        record["history"] = history
     manifest[name] = record
     path = weights_dir / MANIFEST_NAME
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -89,7 +101,8 @@ def main() -> None:
     src.add_argument("--metrics", type=Path, help="JSON of dev_eval figures in the manifest's form")
     src.add_argument("--eval", type=Path, help="`colorize eval --json` report of RUN_DIR/best.pt on dev_eval")
     ap.add_argument("--eval-mode", default="", help="how --eval was run (frames, render size, options)")
-    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--history", default="", help="a sentence on how this file was trained (kept in the manifest)")
+    ap.add_argument("--force", action="store_true", help="replace shipped weights with a better PSNR gain (say why in --history)")
     a = ap.parse_args()
     if a.eval:
         report = json.loads(a.eval.read_text())
@@ -100,7 +113,7 @@ def main() -> None:
         metrics = metrics_from_eval(report, a.eval_mode or f"max_frames={report.get('max_frames')}")
     else:
         metrics = json.loads(a.metrics.read_text())
-    print(json.dumps(export(a.run_dir, a.name, metrics, a.force), indent=2))
+    print(json.dumps(export(a.run_dir, a.name, metrics, a.force, history=a.history), indent=2))
 
 
 if __name__ == "__main__":

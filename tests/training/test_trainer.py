@@ -201,7 +201,16 @@ def test_export_writes_a_manifest_record_and_refuses_a_worse_file(tmp_path):
     assert record["sha256"] == sha256_file(wdir / "lstm.pt") == read_manifest(wdir)["lstm"]["sha256"]
     assert record["train_config"]["ema"] == 0.9 and record["train_config"]["extra"] == {"temporal_weight": "0.25"}
     assert json.loads((wdir / "manifest.json").read_text())["lstm"]["metrics"]["psnr_gain_db"] == 2.5
+    assert "init" not in record and "history" not in record
     worse = dict(metrics, psnr_gain_db=2.4)
     with pytest.raises(SystemExit, match="refusing"):
         export(tmp_path / "run", "lstm", worse, weights_dir=wdir)
     assert export(tmp_path / "run", "lstm", worse, force=True, weights_dir=wdir)["metrics"]["psnr_gain_db"] == 2.4
+
+    # A fine-tuning run from the shipped file records what it started from.
+    shipped = read_manifest(wdir)["lstm"]
+    Trainer(replace(_cfg(tmp_path / "tuned", 2), init=str(wdir / "lstm.pt")), tr, va).run()
+    record = export(tmp_path / "tuned", "lstm", dict(metrics, psnr_gain_db=2.6), weights_dir=wdir, history="why")
+    assert record["init"] == {"file": "lstm.pt", "sha256": shipped["sha256"], "steps": shipped["steps"],
+                              "psnr_gain_db": 2.4}
+    assert record["history"] == "why" and record["sha256"] != shipped["sha256"]
