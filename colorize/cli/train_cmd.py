@@ -63,10 +63,14 @@ def call_lazily(module: str, func: str, command: str, debug: bool, **kwargs) -> 
                    "(e.g. 0.999; 0 = off).")
 @click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
               help="Override a loss setting of the model family (repeatable), e.g. --set temporal_weight=0.5.")
+@click.option("--photo-size", "photo_short", type=click.IntRange(min=16), default=None,
+              help="Short side at which photos are held in memory (default 160); larger lets crops zoom in.")
+@click.option("--crop-min", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+              help="Smallest photo crop, as a share of the photo's short side (default 0.55).")
 @device_option
 @debug_option
 def train_command(model, data, steps, resume, out, batch, size, lr, init, precision, threads, eval_every,
-                  ema, overrides, device, debug) -> None:
+                  ema, overrides, photo_short, crop_min, device, debug) -> None:
     """Train MODEL self-supervised on folders of colour photos and clips."""
     extra = {}
     for item in overrides:
@@ -77,4 +81,4 @@ def train_command(model, data, steps, resume, out, batch, size, lr, init, precis
     sys.exit(call_lazily("colorize.training", "cli_train", "train", debug, model=model, data=tuple(data),
                          steps=steps, resume=resume, out=out, batch=batch, size=size, lr=lr, init=init,
                          precision=precision, threads=threads, eval_every=eval_every, ema=ema,
-                         extra=extra or None, device=device))
+                         extra=extra or None, photo_short=photo_short, crop_min=crop_min, device=device))

@@ -99,7 +99,11 @@ class DataConfig:
     size: int = 128  # square training crops
     window: int = 4  # frames per sample
     clip_prob: float = 0.35  # share of samples from real clips (the rest: photos + synthetic motion)
-    store_short: int = 160  # short side kept in memory
+    store_short: int = 160  # short side kept in memory for clips
+    # Short side kept in memory for photos (0 = store_short). Photos are few and cheap to hold, so a
+    # larger copy lets crops zoom in on details instead of always showing the whole, downscaled scene.
+    photo_short: int = 0
+    crop_min: float = 0.55  # photo crops cover crop_min..1 of the photo's short side
     val_fraction: float = 0.08
 
 
@@ -120,7 +124,7 @@ class ClipSampler:
         s, t_len = self.cfg.size, self.cfg.window
         h, w = img.shape[:2]
         base = min(h, w)
-        crop = rng.uniform(0.55, 1.0) * base  # side of the photo region seen by frame 0
+        crop = rng.uniform(self.cfg.crop_min, 1.0) * base  # side of the photo region seen by frame 0
         scale0 = crop / s
         cx = rng.uniform(crop / 2, w - crop / 2) if w > crop else w / 2
         cy = rng.uniform(crop / 2, h - crop / 2) if h > crop else h / 2
@@ -211,7 +215,9 @@ class ClipSampler:
 
 def build_samplers(dirs: list[Path], cfg: DataConfig, seed: int = 0) -> tuple[ClipSampler, ClipSampler]:
     """Train and validation samplers from folders of photos and clips (split by file / source)."""
-    photos = load_photos(dirs, cfg.store_short)
+    if not 0.0 < cfg.crop_min <= 1.0:
+        raise ValueError(f"crop_min must be in (0, 1], got {cfg.crop_min}")
+    photos = load_photos(dirs, cfg.photo_short or cfg.store_short)
     clips = load_clips(dirs, cfg.store_short)
     tr_p = [x for x in photos if not _is_val(Path(x[0]).name, cfg.val_fraction)]
     va_p = [x for x in photos if _is_val(Path(x[0]).name, cfg.val_fraction)]

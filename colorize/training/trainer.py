@@ -56,6 +56,8 @@ class TrainConfig:
     # Family attributes to override for this run (e.g. {"temporal_weight": 0.5}); unknown names
     # are refused.
     extra: dict = field(default_factory=dict)
+    photo_short: int = 160  # short side of the in-memory photo copies (clips stay at 160)
+    crop_min: float = 0.55  # photo crops cover crop_min..1 of the short side before resizing to `size`
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -133,7 +135,7 @@ class Trainer:
         self.wall = 0.0
         self.best = -math.inf
         if train_sampler is None:
-            dcfg = DataConfig(size=cfg.size, window=self.family.window)
+            dcfg = DataConfig(size=cfg.size, window=self.family.window, photo_short=cfg.photo_short, crop_min=cfg.crop_min)
             train_sampler, val_sampler = build_samplers([Path(d) for d in cfg.data], dcfg, cfg.seed)
         self.train_sampler, self.val_sampler = train_sampler, val_sampler
 

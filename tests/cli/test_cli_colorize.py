@@ -150,12 +150,20 @@ def test_train_and_eval_call_the_library_lazily(monkeypatch, tmp_path, fake):
                "--set", " bilateral_weight = 2 ")
     assert r.exit_code == 0, r.stderr
     assert calls["train"]["ema"] == 0.999
+    assert calls["train"]["photo_short"] is None and calls["train"]["crop_min"] is None
     assert calls["train"]["extra"] == {"temporal_weight": "0.5", "bilateral_weight": "2"}
     for bad in ("temporal_weight", "=3"):
         r = invoke("train", "--model", "fake", "--data", tmp_path, "--set", bad)
         assert r.exit_code == 2 and "NAME=VALUE" in r.stderr
     r = invoke("train", "--model", "fake", "--data", tmp_path, "--ema", "1")
     assert r.exit_code == 2
+    calls.clear()
+    r = invoke("train", "--model", "fake", "--data", tmp_path, "--photo-size", "256", "--crop-min", "0.3")
+    assert r.exit_code == 0, r.stderr
+    assert calls["train"]["photo_short"] == 256 and calls["train"]["crop_min"] == 0.3
+    for bad in (("--crop-min", "0"), ("--crop-min", "1.5"), ("--photo-size", "8")):
+        r = invoke("train", "--model", "fake", "--data", tmp_path, *bad)
+        assert r.exit_code == 2, bad
     r = invoke("eval", "--model", "fake", tmp_path, "--ref-mode", "first-frame", "--max-frames", "9", "--json")
     assert r.exit_code == 0, r.stderr
     assert calls["eval"]["dirs"] == (tmp_path,) and calls["eval"]["max_frames"] == 9 and calls["eval"]["json"]

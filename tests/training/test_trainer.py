@@ -47,6 +47,43 @@ def test_synthetic_motion_flow_is_exact(tmp_path):
     assert err < 0.04 and err < 0.5 * still
 
 
+def test_crop_min_lets_photo_crops_zoom_in():
+    """crop_min=1 always shows the whole (square) photo; a small crop_min also zooms in on parts of it."""
+    import numpy as np
+
+    half = np.zeros((96, 96, 3), np.uint8)
+    half[:, :48, 0] = 255  # left half red, right half blue
+    half[:, 48:, 2] = 255
+
+    def minority_share(crop_min):
+        """Mean share of the less present colour in first frames: 0.5 = whole photo seen."""
+        sampler = ClipSampler([("p.png", half)], [], DataConfig(size=32, window=2, crop_min=crop_min), seed=0)
+        frames = torch.cat([sampler.batch(s, 4).rgb[:, 0] for s in range(10)])  # 40 first frames
+        red = (frames[:, 0] > 0.5).flatten(1).float().mean(1)
+        blue = (frames[:, 2] > 0.5).flatten(1).float().mean(1)
+        return torch.minimum(red, blue).mean().item()
+
+    assert minority_share(1.0) > 0.45
+    assert minority_share(0.1) < 0.36
+
+
+def test_photo_short_and_crop_min_reach_the_data(tmp_path):
+    import pytest
+
+    from colorize.training.data import build_samplers
+
+    folder = write_photo_folder(tmp_path / "photos", n=6, size=96)
+    train, _ = build_samplers([folder], DataConfig(size=32, window=2, store_short=48, photo_short=80))
+    assert min(train.photos[0][1].shape[:2]) == 80
+    train, _ = build_samplers([folder], DataConfig(size=32, window=2, store_short=48))
+    assert min(train.photos[0][1].shape[:2]) == 48
+    with pytest.raises(ValueError, match="crop_min"):
+        build_samplers([folder], DataConfig(size=32, window=2, crop_min=0.0))
+    cfg = replace(_cfg(tmp_path / "t", 1), data=(str(folder),), photo_short=72, crop_min=0.4)
+    trainer = Trainer(cfg)
+    assert min(trainer.train_sampler.photos[0][1].shape[:2]) == 72 and trainer.train_sampler.cfg.crop_min == 0.4
+
+
 def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path):
     tr, va = _samplers(tmp_path)
     torch.manual_seed(0)
