@@ -3,8 +3,8 @@
 Paper: Wijesinghe, Abeysinghe, Wijayakoon, Jayathilake & Thayasivam, *FlowChroma - A Deep Recurrent
 Neural Network for Video Colorization* (ICIAR 2020).
 
-Per frame: a CNN encoder on L (stride 8) whose output is fused with the frozen backbone's mid-level
-features (EfficientNet-Lite0 stands in for Inception-ResNet-v2, and its stride-8/16 maps give the
+Per frame: a CNN encoder on L (stride 8) whose output is fused with the frozen backbone's spatial
+features (EfficientNet-Lite0 stands in for Inception-ResNet-v2, and its stride-8/16/32 maps give the
 small encoder the semantics it could not learn from ~1,600 photos on a CPU); the backbone's global
 embedding; a 2-layer LSTM (hidden 256) over the global-average-pooled encoder features of a window
 of T frames; the fusion layer (global and LSTM vectors replicated over the H/8 x W/8 grid and
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # training types only; nothing under colorize.training runs o
 
 AB_SCALE = 128.0
 WINDOW = 5  # the paper's T
-BACKBONE_STRIDES = (8, 16)
+BACKBONE_STRIDES = (8, 16, 32)
 
 
 def _conv(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
@@ -52,6 +52,11 @@ class FlowChromaNet(nn.Module):
         self.enc2 = _conv(24, 48, 2)  # stride 4
         self.enc3 = nn.Sequential(_conv(48, 96, 2), _conv(96, 96))  # stride 8
         self.enc_fuse = _conv(96 + 40 + 112, enc, k=1)
+        # The stride-32 map (the backbone's most semantic spatial features), reduced on its own grid
+        # and added before enc_fuse's ReLU. Zero at initialisation, so adding it to a trained net
+        # keeps the function it had (fine-tuning starts from the shipped weights).
+        self.enc_s32 = nn.Conv2d(320, enc, 1, bias=False)
+        nn.init.zeros_(self.enc_s32.weight)
         self.global_fc = nn.Sequential(nn.Linear(EMBED_DIM, glob), nn.ReLU(inplace=True))
         self.lstm = nn.LSTM(enc, hidden, num_layers=2, batch_first=True)
         self.fusion = _conv(enc + glob + hidden, enc, k=1)
@@ -66,7 +71,8 @@ class FlowChromaNet(nn.Module):
         e2 = self.enc2(e1)
         e3 = self.enc3(e2)
         f16 = F.interpolate(feats[16], size=e3.shape[-2:], mode="bilinear", align_corners=False)
-        enc = self.enc_fuse(torch.cat((e3, feats[8], f16), 1))
+        f32 = F.interpolate(self.enc_s32(feats[32]), size=e3.shape[-2:], mode="bilinear", align_corners=False)
+        enc = self.enc_fuse[1](self.enc_fuse[0](torch.cat((e3, feats[8], f16), 1)) + f32)
         return enc, (e1, e2)
 
     def decode(self, enc, skips, glob_vec, lstm_vec, out_size) -> torch.Tensor:

