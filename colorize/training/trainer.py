@@ -135,7 +135,8 @@ class Trainer:
         self.wall = 0.0
         self.best = -math.inf
         if train_sampler is None:
-            dcfg = DataConfig(size=cfg.size, window=self.family.window, photo_short=cfg.photo_short, crop_min=cfg.crop_min)
+            dcfg = DataConfig(size=cfg.size, window=self.family.window, photo_short=cfg.photo_short,
+                              crop_min=cfg.crop_min)
             train_sampler, val_sampler = build_samplers([Path(d) for d in cfg.data], dcfg, cfg.seed)
         self.train_sampler, self.val_sampler = train_sampler, val_sampler
 

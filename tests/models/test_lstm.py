@@ -95,4 +95,3 @@ def test_stride32_input_starts_at_zero_so_fine_tuning_keeps_the_function():
         assert torch.equal(net(win, feats), net(win, other))  # a new net ignores the stride-32 map
         net.enc_s32.weight.normal_(0, 0.05)
         assert not torch.allclose(net(win, feats), net(win, other))  # once trained, it is used
-
