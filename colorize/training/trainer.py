@@ -56,8 +56,8 @@ class TrainConfig:
     # Family attributes to override for this run (e.g. {"temporal_weight": 0.5}); unknown names
     # are refused.
     extra: dict = field(default_factory=dict)
-    photo_short: int = 160  # short side of the in-memory photo copies (clips stay at 160)
-    crop_min: float = 0.55  # photo crops cover crop_min..1 of the short side before resizing to `size`
+    photo_short: int = DataConfig.store_short  # short side of the in-memory photo copies (clips: store_short)
+    crop_min: float = DataConfig.crop_min  # photo crops cover crop_min..1 of the short side
 
 
 PRECISIONS = ("fp32", "bf16")
