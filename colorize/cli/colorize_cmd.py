@@ -66,6 +66,18 @@ def _codec_ok(ctx, param, value):
     return value
 
 
+def _shard_ok(ctx, param, value):
+    if value is None:
+        return value
+    from colorize.pipeline.errors import UsageError
+    from colorize.pipeline.shard import Shard
+
+    try:
+        return Shard.parse(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc).removeprefix(f"--shard {value!r}: "))
+
+
 def _list_models(ctx, param, value):
     if not value or ctx.resilient_parsing:
         return
@@ -110,6 +122,9 @@ def _list_models(ctx, param, value):
               help="Torch threads on CPU (default: all cores but one, which is left to decoding and "
                    "encoding; heavy models such as devc gain from all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip those inputs).")
+@click.option("--shard", default=None, metavar="K/N", callback=_shard_ok,
+              help="Process only part K of N (K is 0-based: 0..N-1) of the input files: deterministic, "
+                   "disjoint, balanced by frame count; for job arrays (see docs/scaling.md).")
 @json_option("Print one JSON object per input on stdout (input, output, status, frames, seconds, "
              "model, weights_sha256, error).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; errors only.")
@@ -118,8 +133,8 @@ def _list_models(ctx, param, value):
               help="List the models (same as `colorize models`, whatever files are in this folder) and exit.")
 @click.version_option(package_name="colorize", message="%(prog)s %(version)s")
 def colorize_command(inputs, output, model, refs, weights, device, precision, render_size, codec, crf, preset,
-                     diverse, pick, refine_passes, no_saturation_boost, threads, overwrite, as_json, quiet,
-                     debug):
+                     diverse, pick, refine_passes, no_saturation_boost, threads, overwrite, shard, as_json,
+                     quiet, debug):
     """Colourize black-and-white videos and stills.
 
     INPUT is a video, a still image (jpg, png, tiff, webp) or a folder of them. Only the chroma
@@ -132,6 +147,7 @@ def colorize_command(inputs, output, model, refs, weights, device, precision, re
         render_size=render_size, codec=codec, crf=crf, preset=preset, diverse=diverse, pick=pick,
         refine_passes=refine_passes, overwrite=overwrite, as_json=as_json, quiet=quiet, debug=debug,
         threads=threads, model_options=model_options_from_flags(no_saturation_boost=no_saturation_boost),
+        shard=shard,
     ))
 
 
@@ -142,11 +158,11 @@ def _err(text: str) -> None:
 def run_colorize(*, inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
                  diverse, pick, refine_passes, overwrite, as_json, quiet, debug, threads: int | None = None,
                  precision: str = "auto",
-                 model_options: tuple[tuple[str, object], ...] = ()) -> int:
+                 model_options: tuple[tuple[str, object], ...] = (), shard=None) -> int:
     """Everything the command does, returning the exit code (library errors -> messages here).
 
     ``model_options``: ``RunConfig.extra_model_options`` (model-specific flags, already checked
-    against the model by the runner)."""
+    against the model by the runner). ``shard``: a ``colorize.pipeline.shard.Shard`` (``--shard K/N``)."""
     import torch
 
     from colorize.cli.progress import make_reporter
@@ -177,11 +193,20 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
             )
             runner = Runner(config)
             jobs = plan_jobs(inputs, output, codec)
+            all_jobs = jobs
+            if shard is not None:
+                from colorize.pipeline.shard import select_shard
+
+                jobs = select_shard(jobs, inputs, shard)
         except (UsageError, ValueError) as exc:
             return fail(exc, EXIT_USAGE)
         if runner.device.type == "cpu":
             torch.set_num_threads(threads or cpu_threads())
         reporter = make_reporter(quiet)
+        if shard is not None and not quiet:
+            from colorize.pipeline.shard import shard_summary
+
+            reporter.message(f"colorize: {shard_summary(jobs, all_jobs, shard)}")
 
         def track(event) -> None:
             nonlocal current
