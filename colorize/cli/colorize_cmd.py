@@ -122,6 +122,9 @@ def _list_models(ctx, param, value):
               help="Torch threads on CPU (default: all cores but one, which is left to decoding and "
                    "encoding; heavy models such as devc gain from all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip those inputs).")
+@click.option("--preview", type=click.IntRange(1, 200), default=None, metavar="N",
+              help="Colourize only N frames spread over each film (with warm-up for temporal models) and "
+                   "write a labelled contact sheet NAME_preview.png instead of the film; seconds, not hours.")
 @click.option("--shard", default=None, metavar="K/N", callback=_shard_ok,
               help="Process only part K of N (K is 0-based: 0..N-1) of the input files: deterministic, "
                    "disjoint, balanced by frame count; for job arrays (see docs/scaling.md).")
@@ -133,8 +136,8 @@ def _list_models(ctx, param, value):
               help="List the models (same as `colorize models`, whatever files are in this folder) and exit.")
 @click.version_option(package_name="colorize", message="%(prog)s %(version)s")
 def colorize_command(inputs, output, model, refs, weights, device, precision, render_size, codec, crf, preset,
-                     diverse, pick, refine_passes, no_saturation_boost, threads, overwrite, shard, as_json,
-                     quiet, debug):
+                     diverse, pick, refine_passes, no_saturation_boost, threads, overwrite, preview, shard,
+                     as_json, quiet, debug):
     """Colourize black-and-white videos and stills.
 
     INPUT is a video, a still image (jpg, png, tiff, webp) or a folder of them. Only the chroma
@@ -147,7 +150,7 @@ def colorize_command(inputs, output, model, refs, weights, device, precision, re
         render_size=render_size, codec=codec, crf=crf, preset=preset, diverse=diverse, pick=pick,
         refine_passes=refine_passes, overwrite=overwrite, as_json=as_json, quiet=quiet, debug=debug,
         threads=threads, model_options=model_options_from_flags(no_saturation_boost=no_saturation_boost),
-        shard=shard,
+        shard=shard, preview=preview,
     ))
 
 
@@ -158,11 +161,13 @@ def _err(text: str) -> None:
 def run_colorize(*, inputs, output, model, refs, weights, device, render_size, codec, crf, preset,
                  diverse, pick, refine_passes, overwrite, as_json, quiet, debug, threads: int | None = None,
                  precision: str = "auto",
-                 model_options: tuple[tuple[str, object], ...] = (), shard=None) -> int:
+                 model_options: tuple[tuple[str, object], ...] = (), shard=None,
+                 preview: int | None = None) -> int:
     """Everything the command does, returning the exit code (library errors -> messages here).
 
     ``model_options``: ``RunConfig.extra_model_options`` (model-specific flags, already checked
-    against the model by the runner). ``shard``: a ``colorize.pipeline.shard.Shard`` (``--shard K/N``)."""
+    against the model by the runner). ``shard``: a ``colorize.pipeline.shard.Shard`` (``--shard K/N``);
+    ``preview``: sample that many frames per film onto a contact sheet instead of the full run."""
     import torch
 
     from colorize.cli.progress import make_reporter
@@ -215,7 +220,13 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
             reporter(event)
 
         runner.on_event = track
-        for result in runner.run(jobs):
+        if preview is not None:
+            from colorize.pipeline.preview import Previewer
+
+            results = Previewer(runner, preview).run(jobs)
+        else:
+            results = runner.run(jobs)
+        for result in results:
             current = None
             if not result.ok:
                 failed += 1

@@ -38,6 +38,8 @@ class Job:
 
 
 def _is_our_output(p: Path) -> bool:
+    if p.suffix.lower() == ".png" and p.stem.endswith("_preview"):  # --preview's contact sheets
+        return True
     return bool(_OUR_OUTPUT.search(p.stem)) or p.name.endswith(".colorize.json")
 
 

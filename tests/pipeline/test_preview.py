@@ -1,0 +1,171 @@
+"""``--preview N``: keyframe seeks land on the right frames, warm-up runs, the sheet is labelled."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from colorize.io import probe
+from colorize.pipeline.config import RunConfig
+from colorize.pipeline.inputs import plan_jobs, walk_media
+from colorize.pipeline.preview import (
+    DEFAULT_WARMUP, GAP, HEADER_H, LABEL_H, THUMB_H, Previewer, SeekingReader, preview_path, sample_times,
+    timecode,
+)
+from colorize.pipeline.runner import Runner
+from tests.pipeline.fakes import decode_rgb, grey_frame, make_clip, make_still
+
+
+def make_long_clip(path: Path, frames: int, gop: int = 24, width: int = 64, height: int = 48,
+                   cut_at: int | None = None) -> Path:
+    """Like fakes.make_clip, with a short GOP so that seeks have keyframes to land on."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.options = {"crf": "10", "preset": "ultrafast", "g": str(gop), "keyint_min": str(gop)}
+        for i in range(frames):
+            f = av.VideoFrame(width, height, "yuv420p")
+            shot = 0 if cut_at is None or i < cut_at else 1
+            y8 = grey_frame(i, width, height, shot)
+            for k, plane in enumerate(f.planes):
+                view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                view[:, : plane.width] = y8 if k == 0 else 128
+            f.pts, f.time_base = i, Fraction(1, 24)
+            for p in v.encode(f):
+                out.mux(p)
+        for p in v.encode():
+            out.mux(p)
+    return path
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    return make_long_clip(tmp_path_factory.mktemp("preview") / "film.mp4", frames=960)
+
+
+def test_sample_times_and_timecode():
+    assert sample_times(40.0, 4) == [5.0, 15.0, 25.0, 35.0]
+    assert timecode(3725.5) == "01:02:05.500"
+    assert timecode(0) == "00:00:00.000"
+
+
+def test_seek_lands_on_the_frame_a_full_decode_gives(long_clip):
+    info = probe(long_clip)
+    every = decode_rgb(long_clip)
+    reader = SeekingReader(long_clip, info)
+    try:
+        for t in (0.0, 3.3, 17.0, 21.0, 39.95, 500.0):
+            w = reader.window(t, before=3, after=2)
+            target = w.source(w.target)
+            want = min(len(every) - 1, round(t * 24))  # the nearest frame
+            assert target.index == want
+            assert np.array_equal(target.rgb, every[want])  # the right picture, not just the label
+            warm = [w.source(i).index for i in range(w.target)]
+            assert warm == list(range(want - len(warm), want)) and len(warm) == min(3, want)
+            for i in range(w.target):
+                assert np.array_equal(w.source(i).rgb, every[w.source(i).index])
+    finally:
+        reader.close()
+    # keyframe seeks: a handful of GOPs, never the whole film
+    assert reader.decoded < 6 * 40
+
+
+def _preview(tmp_path, clip, count=4, **cfg):
+    runner = Runner(RunConfig(device="cpu", **cfg))
+    jobs = plan_jobs([clip], None, None)
+    return list(Previewer(runner, count).run(jobs))
+
+
+def test_preview_pushes_warmup_before_each_target_and_decodes_little(tmp_path, register_fake, long_clip):
+    built = register_fake("fake", delay=2)
+    (result,) = _preview(tmp_path, long_clip, count=4, model="fake")
+    assert result.status == "done", result.error
+    targets = [s["frame"] for s in result.samples]
+    assert targets == [round(t * 24) for t in sample_times(40.0, 4)] == [120, 360, 600, 840]
+    model = built[0]
+    for t in targets:  # DEFAULT_WARMUP consecutive frames before each target, then the target
+        k = model.pushed.index(t)
+        assert model.pushed[k - DEFAULT_WARMUP:k + 1] == list(range(t - DEFAULT_WARMUP, t + 1))
+    # the model held 2 frames back: the previewer pushed 2 more after each target, no more
+    assert result.frames_colourized == 4 * (DEFAULT_WARMUP + 1 + 2) == len(model.pushed)
+    assert len(model.resets_at) >= 4  # a fresh state for each window
+    assert result.frames_decoded < 960 / 3
+    assert result.film_frames == 960
+    rec = result.as_json()
+    assert rec["output"] == rec["preview"]["sheet"] == str(long_clip.with_name("film_preview.png"))
+    assert long_clip.with_name("film_preview.png").exists()
+
+
+def test_sheet_is_laid_out_and_coloured(tmp_path, register_fake):
+    register_fake("fake", diverse=True)
+    clip = make_long_clip(tmp_path / "reel.mp4", frames=96, width=96, height=48)
+    (result,) = _preview(tmp_path, clip, count=3, model="fake", diverse=2)
+    assert result.status == "done", result.error
+    sheet = cv2.imread(str(preview_path(plan_jobs([clip], None, None)[0])))[..., ::-1]
+    assert result.outputs == (tmp_path / "reel_preview.png",)
+    tw = 2 * THUMB_H  # 96x48, square pixels
+    assert sheet.shape[0] == HEADER_H + LABEL_H + 3 * (LABEL_H + THUMB_H + GAP)
+    assert sheet.shape[1] == max(480, 3 * tw + 2 * GAP)
+    y = HEADER_H + 2 * LABEL_H + THUMB_H // 2
+    grey = sheet[y, tw // 2].astype(int)
+    assert grey[0] == grey[1] == grey[2]  # the input column stays grey
+    for c in (1, 2):  # the fake's candidates: orange, the second more saturated than the first
+        px = sheet[y, c * (tw + GAP) + tw // 2].astype(int)
+        assert px[0] > px[2] + 10
+    sat = [np.ptp(sheet[y, c * (tw + GAP) + tw // 2].astype(int)) for c in (1, 2)]
+    assert sat[1] > sat[0]
+    # labelled: some dark text pixels in every row's label strip and in the header
+    for row in range(3):
+        top = HEADER_H + LABEL_H + row * (LABEL_H + THUMB_H + GAP)
+        assert (sheet[top:top + LABEL_H, :200] < 100).any()
+    assert (sheet[:HEADER_H, :200] < 100).any()
+
+
+def test_several_references_each_sample_names_the_one_its_shot_took(tmp_path, register_fake):
+    register_fake("fake_ref", needs_reference=True)
+    clip = make_long_clip(tmp_path / "two.mp4", frames=192, cut_at=96)
+    dark = make_still(tmp_path / "dark.png", rgb=(120, 90, 90))
+    bright = make_still(tmp_path / "bright.png", rgb=(200, 200, 230))
+    (result,) = _preview(tmp_path, clip, count=4, model="fake_ref", references=(str(dark), str(bright)))
+    assert result.status == "done", result.error
+    refs = [(s["frame"], Path(s["reference"]).name, s["reason"]) for s in result.samples]
+    assert refs == [(24, "dark.png", "best match"), (72, "dark.png", "best match"),
+                    (120, "bright.png", "best match"), (168, "bright.png", "best match")]
+
+
+def test_still_preview_is_one_row(tmp_path, register_fake):
+    register_fake("fake")
+    photo = make_still(tmp_path / "photo.png", rgb=(90, 90, 90))
+    (result,) = _preview(tmp_path, photo, count=12, model="fake")
+    assert result.status == "done", result.error
+    assert result.frames == 1 and (tmp_path / "photo_preview.png").exists()
+    assert not (tmp_path / "photo_colorized.png").exists()
+
+
+def test_folder_walk_skips_preview_sheets(tmp_path):
+    make_clip(tmp_path / "a.mp4", frames=2, audio=False)
+    make_still(tmp_path / "a_preview.png")
+    make_still(tmp_path / "b.png")
+    assert [p.name for p in walk_media(tmp_path)] == ["a.mp4", "b.png"]
+
+
+def test_cli_preview_json_and_no_film_written(tmp_path, register_fake, long_clip):
+    from tests.cli.test_cli_colorize import invoke
+
+    register_fake("fake")
+    r = invoke(long_clip, "-o", f"{tmp_path}/", "--model", "fake", "--device", "cpu", "--preview", "5", "--json",
+               "--quiet")
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["status"] == "done" and rec["frames"] == 5
+    assert rec["output"] == str(tmp_path / "film_preview.png") and (tmp_path / "film_preview.png").exists()
+    assert len(rec["preview"]["samples"]) == 5 and rec["preview"]["film_frames"] == 960
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["film_preview.png"]
+    r = invoke(long_clip, "--model", "fake", "--device", "cpu", "--preview", "0")
+    assert r.exit_code == 2 and "--preview" in r.stderr
