@@ -6,7 +6,7 @@
 
 For each model: steady-state frames/second at 854x480 input, timing exactly the model's share of
 the pipeline — L resized area-wise to the model's default render size, ``push`` (and the frames it
-returns), ab upsampled to 854x480 with :func:`colorize.color.upsample.upsample_ab` — after a
+returns), ab upsampled to 854x480 and gamut-limited with :func:`colorize.color.gamut.finish_ab` — after a
 warm-up long enough to fill any look-back window or look-ahead. Decoding, encoding and the Lab → RGB
 merge are not counted (the same definition as ``colorize eval``'s fps). Parameter counts: the
 model's own (trained) parameters, and the total including the frozen backbone.
@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from colorize.color.lab import rgb_to_lab  # noqa: E402
-from colorize.color.upsample import upsample_ab  # noqa: E402
+from colorize.color.gamut import finish_ab  # noqa: E402
 from colorize.evaluation.runner import render_shape, resize  # noqa: E402
 from colorize.models import registry  # noqa: E402
 from colorize.models.backbone import FrozenBackbone  # noqa: E402
@@ -120,7 +120,7 @@ def time_model(model: StreamColorizer, frames: list[torch.Tensor], warmup: int) 
             l_full = lab[:, :1]
             ready = model.push(i, resize(l_full, (h, w))[0])
             for _, ab in ready:
-                upsample_ab(ab[:1].float(), l_full)
+                finish_ab(ab[:1].float(), l_full)
             emitted += len(ready)
         elapsed = time.perf_counter() - start
     model.flush()

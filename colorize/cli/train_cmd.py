@@ -67,10 +67,16 @@ def call_lazily(module: str, func: str, command: str, debug: bool, **kwargs) -> 
               help="Short side at which photos are held in memory (default 160); larger lets crops zoom in.")
 @click.option("--crop-min", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
               help="Smallest photo crop, as a share of the photo's short side (default 0.55).")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Feature-cache folder (outside the repository): the frozen backbone's features of "
+                   "--cache-samples augmented samples are computed once there (resumable) and every step "
+                   "runs only the small networks.")
+@click.option("--cache-samples", type=click.IntRange(min=1), default=None,
+              help="Samples in the feature cache (default 20000).")
 @device_option
 @debug_option
 def train_command(model, data, steps, resume, out, batch, size, lr, init, precision, threads, eval_every,
-                  ema, overrides, photo_short, crop_min, device, debug) -> None:
+                  ema, overrides, photo_short, crop_min, cache, cache_samples, device, debug) -> None:
     """Train MODEL self-supervised on folders of colour photos and clips."""
     extra = {}
     for item in overrides:
@@ -81,4 +87,5 @@ def train_command(model, data, steps, resume, out, batch, size, lr, init, precis
     sys.exit(call_lazily("colorize.training", "cli_train", "train", debug, model=model, data=tuple(data),
                          steps=steps, resume=resume, out=out, batch=batch, size=size, lr=lr, init=init,
                          precision=precision, threads=threads, eval_every=eval_every, ema=ema,
-                         extra=extra or None, photo_short=photo_short, crop_min=crop_min, device=device))
+                         extra=extra or None, photo_short=photo_short, crop_min=crop_min,
+                         cache=str(cache) if cache else None, cache_samples=cache_samples, device=device))

@@ -192,6 +192,28 @@ def warp_error(prev_ab: np.ndarray, cur_ab: np.ndarray, flow_bw: np.ndarray, mas
     return total / count if count else float("nan")
 
 
+# ----------------------------------------------------------------------------------- dark cast
+
+DARK_L = 10.0  # "dark" pixels for the dark-cast figure: L below this
+
+
+def dark_cast_sum(l: Array, ab: Array, threshold: float = DARK_L) -> tuple[float, int]:
+    """Sum of chroma |ab| over the pixels whose L (*, 1, H, W) is below ``threshold``, and their
+    count (add up over frames, then divide). A colourization that keeps blacks neutral scores
+    near 0; dark areas painted navy score high. ab: (*, 2, H, W) of the same size."""
+    lt = torch.as_tensor(np.asarray(l)) if isinstance(l, np.ndarray) else l
+    abt = torch.as_tensor(np.asarray(ab)) if isinstance(ab, np.ndarray) else ab
+    work = torch.float64 if abt.dtype == torch.float64 else torch.float32
+    lt, abt = lt.detach().to(work), abt.detach().to(lt.device, work)
+    if lt.dim() < 3 or lt.shape[-3] != 1:
+        raise ValueError(f"dark_cast_sum: expected L of shape (*, 1, H, W), got {tuple(lt.shape)}")
+    if abt.dim() != lt.dim() or abt.shape[-3] != 2 or abt.shape[:-3] + abt.shape[-2:] != lt.shape[:-3] + lt.shape[-2:]:
+        raise ValueError(f"dark_cast_sum: ab {tuple(abt.shape)} does not match L {tuple(lt.shape)}")
+    dark = lt < threshold
+    chroma = torch.sqrt((abt * abt).sum(-3, keepdim=True))
+    return float(chroma[dark].sum(dtype=torch.float64)), int(dark.sum())
+
+
 # ------------------------------------------------------------------------ reference faithfulness
 
 HIST_BINS = 32  # over [-128, 128): 8 ab units per bin

@@ -46,6 +46,11 @@ class ClipResult:
     chroma_original: float
     accuracy: float
     fps: float
+    # Mean chroma |ab| of the pixels with L < 10 (output as written, and the original); NaN when
+    # a clip has no such pixel.
+    dark_cast_output: float = math.nan
+    dark_cast_original: float = math.nan
+    dark_pixels: int = 0
     reference_distance_output: float | None = None
     reference_distance_original: float | None = None
     psnr_per_frame: list[float] = field(default_factory=list)
@@ -89,6 +94,8 @@ _MEAN_KEYS = (
     "flicker_ratio",
     "flicker_ratio_relative",
     "accuracy",
+    "dark_cast_output",
+    "dark_cast_original",
     "reference_distance_output",
     "reference_distance_original",
 )
@@ -174,7 +181,8 @@ def _fmt(v, spec: str) -> str:
 def format_report(report: EvalReport) -> str:
     """A plain-text table: one row per clip and the mean."""
     has_ref = any(c.reference_distance_output is not None for c in report.clips)
-    cols = ["clip", "frames", "PSNR", "grey", "gain", "colourful", "flicker", "flk/chroma", "acc", "fps"]
+    cols = ["clip", "frames", "PSNR", "grey", "gain", "colourful", "flicker", "flk/chroma", "acc", "dark",
+            "dark orig", "fps"]
     if has_ref:
         cols += ["ref dist", "orig dist"]
 
@@ -189,6 +197,8 @@ def format_report(report: EvalReport) -> str:
             _fmt(d["flicker_ratio"], ".3f"),
             _fmt(d["flicker_ratio_relative"], ".3f"),
             _fmt(d["accuracy"], ".3f"),
+            _fmt(d["dark_cast_output"], ".2f"),
+            _fmt(d["dark_cast_original"], ".2f"),
             _fmt(d["fps"], ".2f"),
         ]
         if has_ref:
@@ -212,7 +222,8 @@ def format_report(report: EvalReport) -> str:
     out += [line(["-" * w for w in widths]), line(rows[-1])]
     out.append(
         "PSNR in dB (RGB, output and grey input vs original); colourful = colourfulness output/original; "
-        "flicker = ab warp error output/original (flk/chroma: each relative to its mean |ab|); acc = share of pixels with a, b within 2% of range"
+        "flicker = ab warp error output/original (flk/chroma: each relative to its mean |ab|); acc = share of pixels with a, b within 2% of range; "
+        "dark = dark cast, mean |ab| of pixels with L < 10 (output as written; dark orig: the original)"
         + ("; ref dist = ab-histogram Hellinger distance to the reference (lower = more faithful)" if has_ref else "")
     )
     over_time = report.psnr_over_time()

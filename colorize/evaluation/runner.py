@@ -46,6 +46,7 @@ from colorize.color.saturation import colourfulness
 from colorize.evaluation.metrics import (
     FlowEstimator,
     ab_histogram,
+    dark_cast_sum,
     color_accuracy,
     hist_distance,
     psnr,
@@ -150,13 +151,13 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def _ab_upsampler() -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], str | None]:
     """``fn(ab (1,2,h,w), l_full (1,1,H,W)) -> ab (1,2,H,W)``, and a note if it is the fallback."""
     try:
-        from colorize.color.upsample import upsample_ab  # the pipeline's (guided) upsampler
+        from colorize.color.gamut import finish_ab  # the pipeline's guided upsampling + gamut limit
     except ImportError:
         def bilinear(ab: torch.Tensor, l_full: torch.Tensor) -> torch.Tensor:
             return F.interpolate(ab, size=l_full.shape[-2:], mode="bilinear", align_corners=False)
 
         return bilinear, "colorize.color.upsample not available: ab upsampled bilinearly"
-    return upsample_ab, None
+    return finish_ab, None
 
 
 # ---------------------------------------------------------------------------------- evaluation
@@ -196,6 +197,8 @@ class _ClipAccumulator:
         self.warp_out = self.warp_orig = 0.0
         self.warp_count = 0
         self.chroma_out = self.chroma_orig = 0.0
+        self.dark_out = self.dark_orig = 0.0  # chroma sums over dark pixels (L < 10)
+        self.dark_count = 0
         self.hist_out = self.hist_orig = None
         self.prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # grey, ab_out, ab_orig
 
@@ -212,6 +215,13 @@ class _ClipAccumulator:
             self.sum_cf_out += float(colourfulness(rgb_out)[0])
             self.sum_cf_orig += float(colourfulness(frame.rgb)[0])
             self.sum_acc += float(color_accuracy(ab_out, ab_orig)[0])
+            # Dark cast: the chroma of the picture as written (Lab of the clipped output RGB).
+            l_orig = frame.lab[:, :1]
+            d_out, n_dark = dark_cast_sum(l_orig, rgb_to_lab(rgb_out)[:, 1:])
+            d_orig, _ = dark_cast_sum(l_orig, ab_orig)
+            self.dark_out += d_out
+            self.dark_orig += d_orig
+            self.dark_count += n_dark
             if self.ref_hist is not None:
                 h_out, h_orig = ab_histogram(ab_out), ab_histogram(ab_orig)
                 self.hist_out = h_out if self.hist_out is None else self.hist_out + h_out
@@ -410,6 +420,9 @@ def _evaluate_clip(
         chroma_output=acc.chroma_out / acc.warp_count if acc.warp_count else math.nan,
         chroma_original=acc.chroma_orig / acc.warp_count if acc.warp_count else math.nan,
         accuracy=acc.sum_acc / scored,
+        dark_cast_output=acc.dark_out / acc.dark_count if acc.dark_count else math.nan,
+        dark_cast_original=acc.dark_orig / acc.dark_count if acc.dark_count else math.nan,
+        dark_pixels=acc.dark_count,
         fps=frames / model_seconds if model_seconds > 0 else math.inf,
         reference_distance_output=hist_distance(acc.hist_out, acc.ref_hist) if acc.hist_out is not None else None,
         reference_distance_original=hist_distance(acc.hist_orig, acc.ref_hist) if acc.hist_orig is not None else None,

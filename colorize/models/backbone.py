@@ -12,6 +12,7 @@ channels, scaled to [0, 255] and normalised as (x - 127) / 128.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -141,6 +142,20 @@ def load_pretrained_backbone() -> EfficientNetLite0:
     for p in net.parameters():
         p.requires_grad_(False)
     return net
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which backbone outputs a family reads, and on which grid: {stride: grid stride}. A map of
+    stride s read on a coarser grid g is stored area-resampled to it (resampling and the 1x1
+    convolution that reads it commute, see layers.Hypercolumn)."""
+
+    grids: tuple[tuple[int, int], ...]  # ((stride, grid stride), ...)
+    embed: bool = True
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        return tuple(s for s, _ in self.grids)
 
 
 class FrozenBackbone(nn.Module):

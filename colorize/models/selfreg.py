@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorize.models.backbone import EMBED_DIM, FEATURE_BLOCKS, FrozenBackbone, load_pretrained_backbone
+from colorize.models.backbone import EMBED_DIM, FEATURE_BLOCKS, FeatureSpec, FrozenBackbone, load_pretrained_backbone
 from colorize.models.base import ModelInfo, StreamColorizer
 from colorize.models.layers import ConvNormAct, Hypercolumn, UpBlock
 from colorize.models.registry import load_weights, register_model
@@ -352,6 +352,8 @@ class SelfRegFamily:
         knn_samples: int = 1024,
         knn_k: int = 5,
         knn_lambda: float = 1.0,
+        gamut: int = 1,
+        rebalance: float = 0.0,
     ) -> None:
         self.num_outputs = num_outputs
         # beta_0 = 1: output 0 is always fully supervised, the safe single answer that diverse=1
@@ -366,9 +368,41 @@ class SelfRegFamily:
         self.knn_samples = knn_samples
         self.knn_k = knn_k
         self.knn_lambda = knn_lambda
+        # 1: the diversity distances compare the prediction *as it will be shown*, i.e. after
+        # colorize.color.gamut.limit_chroma at the frame's L, so f spends no capacity on colours
+        # that sRGB cannot show there (near black and white).
+        self.gamut = gamut
+        # > 0: Zhang et al.'s class rebalancing (lam) of the per-pixel distance
+        # (colorize.training.rebalance); the trainer sets ``ab_weights`` from the training data.
+        self.rebalance = rebalance
+        self.ab_weights: torch.Tensor | None = None
 
     def build_net(self) -> SelfRegNet:
         return SelfRegNet(self.num_outputs)
+
+    # What a feature cache stores for this family (colorize.training.feature_cache): the
+    # hypercolumn reads strides 2..8 on the stride-8 grid, 16 and 32 on their own.
+    feature_spec = FeatureSpec(grids=((2, 8), (4, 8), (8, 8), (16, 16), (32, 32)), embed=True)
+
+    def _distances(self, pred: torch.Tensor, ab_gt: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+        """Per-sample, per-output distance (BT, d) of pred (BT, d, 2, H, W) to ab_gt (BT, 2, H, W),
+        unit scale, gamut-limited and rebalanced as configured."""
+        from colorize.color.gamut import limit_chroma
+        from colorize.training.rebalance import pixel_weights
+
+        n, d = pred.shape[:2]
+        flat = pred.flatten(0, 1)
+        l_rep = l.repeat_interleave(d, 0)
+        if self.gamut:
+            flat = limit_chroma(l_rep, flat * AB_SCALE) / AB_SCALE
+        target = ab_gt.repeat_interleave(d, 0)
+        delta = 0.05
+        per_px = F.huber_loss(flat, target, delta=delta, reduction="none") / delta
+        if self.rebalance > 0:
+            if self.ab_weights is None:
+                raise ValueError("rebalance is on but no ab_weights were set (the trainer sets them)")
+            per_px = per_px * pixel_weights(ab_gt * AB_SCALE, self.ab_weights).repeat_interleave(d, 0)
+        return per_px.flatten(1).mean(1).view(n, d)
 
     def training_step(self, net: SelfRegNet, batch, backbone: FrozenBackbone, step: int) -> dict[str, torch.Tensor]:
         from colorize.models.backbone import normalize_rgb255
@@ -381,13 +415,16 @@ class SelfRegFamily:
         l = lab[:, :, :1].flatten(0, 1)
         ab_gt = lab[:, :, 1:].flatten(0, 1) / AB_SCALE
         rgb_gt = rgb.flatten(0, 1)
-        with torch.no_grad():
-            feats = backbone(l, strides=BACKBONE_STRIDES, embed=True)
+        if batch.feats is not None:  # from a feature cache, already on f's grids
+            feats = batch.feats
+        else:
+            with torch.no_grad():
+                feats = backbone(l, strides=BACKBONE_STRIDES, embed=True)
         pred = net.f(l, feats) / AB_SCALE  # (BT, d, 2, H, W), unit scale
         d = pred.shape[1]
 
         # Ranked diversity loss (eq. 7) over per-output distances.
-        dists = losses.huber(pred.flatten(0, 1), ab_gt.repeat_interleave(d, 0)).view(-1, d)
+        dists = self._distances(pred, ab_gt, l)
         if self.perceptual_weight > 0:
             def feature_fn(x_rgb):
                 fs = backbone.net.features(normalize_rgb255(x_rgb * 255.0), strides=(2, 4, 8), embed=False)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from colorize.color.gamut import limit_chroma
 from colorize.color.lab import lab_to_rgb
 from colorize.color.saturation import mean_saturation
 
@@ -23,7 +24,9 @@ THUMB_H = 120
 def candidates_rgb(l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """L (1, H, W) and D candidates ab (D, 2, H, W) -> sRGB (D, 3, H, W) in [0, 1], float32."""
     d = ab.shape[0]
-    lab = torch.cat((l.float().unsqueeze(0).expand(d, -1, -1, -1), ab.float()), dim=1)
+    l4 = l.float().unsqueeze(0).expand(d, -1, -1, -1)
+    # Judged as they will be shown: with the gamut limit the writer applies (finish_ab).
+    lab = torch.cat((l4, limit_chroma(l4, ab.float())), dim=1)
     return lab_to_rgb(lab)
 
 

@@ -203,7 +203,7 @@ class Runner:
     # ------------------------------------------------------------------------------- one input
     def _colorize(self, job: Job, finals: list[Path], result: ev.FileResult) -> ev.FileResult:
         from colorize.color.merge import full_l, rgb_to_work_l
-        from colorize.color.upsample import upsample_ab
+        from colorize.color.gamut import finish_ab
         from colorize.io import EncodeOptions, MediaError, MediaWriter, iter_frames
 
         cfg, info, model = self.config, job.info, self.model
@@ -238,7 +238,7 @@ class Runner:
             with torch.inference_mode():
                 if rot_k:
                     ab = torch.rot90(ab, -rot_k, dims=(-2, -1))
-                ab_full = upsample_ab(ab.float(), l_full.to(ab.device).unsqueeze(0).expand(ab.shape[0], -1, -1, -1))
+                ab_full = finish_ab(ab.float(), l_full.to(ab.device).unsqueeze(0).expand(ab.shape[0], -1, -1, -1))
                 arr = ab_full.permute(0, 2, 3, 1).float().cpu().numpy()
             l_np = l_full[0].numpy()
             for w, a in zip(writers, arr):

@@ -105,6 +105,9 @@ class DataConfig:
     photo_short: int = 0
     crop_min: float = 0.55  # photo crops cover crop_min..1 of the photo's short side
     val_fraction: float = 0.08
+    # Photo folders that hold frames of a few videos (photos_extra's street and driving scenes):
+    # correlated frames, so each such folder is kept whole in one split, as the data README asks.
+    whole_folders: tuple[str, ...] = ("camvid", "street_pedestrians")
 
 
 class ClipSampler:
@@ -219,8 +222,12 @@ def build_samplers(dirs: list[Path], cfg: DataConfig, seed: int = 0) -> tuple[Cl
         raise ValueError(f"crop_min must be in (0, 1], got {cfg.crop_min}")
     photos = load_photos(dirs, cfg.photo_short or cfg.store_short)
     clips = load_clips(dirs, cfg.store_short)
-    tr_p = [x for x in photos if not _is_val(Path(x[0]).name, cfg.val_fraction)]
-    va_p = [x for x in photos if _is_val(Path(x[0]).name, cfg.val_fraction)]
+    def photo_key(path: str) -> str:
+        p = Path(path)
+        return p.parent.name if p.parent.name in cfg.whole_folders else p.name
+
+    tr_p = [x for x in photos if not _is_val(photo_key(x[0]), cfg.val_fraction)]
+    va_p = [x for x in photos if _is_val(photo_key(x[0]), cfg.val_fraction)]
     tr_c = [x for x in clips if not _is_val(_source_of(Path(x[0])), cfg.val_fraction * 1.5)]
     va_c = [x for x in clips if _is_val(_source_of(Path(x[0])), cfg.val_fraction * 1.5)]
     train = ClipSampler(tr_p, tr_c, cfg, seed)

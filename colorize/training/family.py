@@ -27,6 +27,9 @@ class TrainBatch:
            photos, OpenCV DIS for real clips.
     valid: (B, T-1, 1, H, W) 1 where that flow is trustworthy (inside the frame, not occluded).
     other_rgb: (B, 3, H, W) an unrelated photo from the training set (exemplar fall-back training).
+    feats: the frozen backbone's features of the B*T frames (flattened in that order) when they
+           come from a feature cache (:mod:`colorize.training.feature_cache`), else None and the
+           family computes them.
     """
 
     rgb: torch.Tensor
@@ -34,6 +37,7 @@ class TrainBatch:
     flow: torch.Tensor
     valid: torch.Tensor
     other_rgb: torch.Tensor
+    feats: dict | None = None
 
 
 class TrainableFamily(Protocol):

@@ -58,6 +58,12 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
     photo_short: int = DataConfig.store_short  # short side of the in-memory photo copies (clips: store_short)
     crop_min: float = DataConfig.crop_min  # photo crops cover crop_min..1 of the short side
+    # A feature-cache folder (outside the repository): the frozen backbone's features of
+    # ``cache_samples`` augmented samples are computed once there (resumable) and training steps
+    # draw from it, running only the small networks. "" = no cache (features every step).
+    cache: str = ""
+    cache_samples: int = 20000
+    cache_dtype: str = "float16"
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -139,6 +145,34 @@ class Trainer:
                               crop_min=cfg.crop_min)
             train_sampler, val_sampler = build_samplers([Path(d) for d in cfg.data], dcfg, cfg.seed)
         self.train_sampler, self.val_sampler = train_sampler, val_sampler
+        if cfg.cache:
+            self.train_sampler = self._cached_sampler(self.train_sampler)
+        if getattr(self.family, "rebalance", 0) > 0 and getattr(self.family, "ab_weights", None) is None:
+            self.family.ab_weights = self._rebalance_table()
+
+    def _cached_sampler(self, sampler):
+        from colorize.training.feature_cache import CachedSampler, FeatureCache
+
+        spec = getattr(self.family, "feature_spec", None)
+        if spec is None:
+            raise ValueError(f"model family {self.family.name!r} cannot train from a feature cache")
+        settings = {"data": list(self.cfg.data), "size": self.cfg.size, "window": self.family.window,
+                    "seed": self.cfg.seed, "photo_short": self.cfg.photo_short, "crop_min": self.cfg.crop_min,
+                    "family": self.family.name}
+        cache = FeatureCache.build(self.cfg.cache, sampler, self.backbone, spec, self.cfg.cache_samples, settings,
+                                   feat_dtype=self.cfg.cache_dtype)
+        return CachedSampler(cache, self.cfg.seed)
+
+    def _rebalance_table(self, samples: int = 400) -> torch.Tensor:
+        """Zhang et al.'s rebalancing weights from the chroma of ``samples`` training samples."""
+        from colorize.training.rebalance import ab_counts, rebalance_weights
+
+        counts = None
+        for i in range(0, samples, 20):
+            lab = self.train_sampler.batch(10_000_000 + i, 20).lab  # draws of their own, not the steps'
+            c = ab_counts(lab[:, :, 1:].flatten(0, 1))
+            counts = c if counts is None else counts + c
+        return rebalance_weights(counts, self.family.rebalance)
 
     # ----------------------------------------------------------------- state
     def state(self) -> dict:

@@ -151,3 +151,17 @@ def test_histogram_distance_known_cases():
     )
     with pytest.raises(ValueError):
         ab_histogram(torch.zeros(1, 3, 2, 2))
+
+
+def test_dark_cast_sum_counts_only_dark_pixels():
+    from colorize.evaluation.metrics import dark_cast_sum
+
+    l = torch.tensor([[[[5.0, 9.9, 10.0, 50.0]]]])
+    ab = torch.tensor([[[[3.0, 0.0, 30.0, 30.0]], [[4.0, 2.0, 40.0, 40.0]]]])
+    total, count = dark_cast_sum(l, ab)
+    assert count == 2 and total == pytest.approx(5.0 + 2.0)
+    total_np, count_np = dark_cast_sum(l.numpy(), ab.numpy())
+    assert (total_np, count_np) == (pytest.approx(total), count)
+    assert dark_cast_sum(l + 20, ab) == (0.0, 0)
+    with pytest.raises(ValueError):
+        dark_cast_sum(l, ab[..., :3])

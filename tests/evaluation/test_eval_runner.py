@@ -224,3 +224,42 @@ def test_render_size_overrides_the_models_default(clip_dir):
     report = evaluate(fake, find_clips([clip_dir]), max_frames=1, render_size=32)
     assert fake.pushed_shapes[0] == (1, 32, 48)  # the 48x64 clip at short side 32, multiple of 16
     assert (report.clips[0].render_height, report.clips[0].render_width) == (32, 48)
+
+
+def _pillarbox_clip(path, frames=4, width=64, height=48, bar=12):
+    import av
+    import numpy as np
+
+    from tests.evaluation.fakes import colour_frame
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "12"}
+        for i in range(frames):
+            img = colour_frame(i, width, height)
+            img[:, :bar] = 0
+            img[:, -bar:] = 0
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_dark_cast_of_a_navy_model_is_removed_by_the_gamut_limit(tmp_path):
+    """A model that paints everything navy: the bars it would tint stay neutral in the output."""
+    clip = _pillarbox_clip(tmp_path / "bars.mp4")
+    fake = FakeColorizer(truth=None)
+    fake._ab = lambda index, l: torch.tensor([10.0, -45.0]).view(1, 2, 1, 1).expand(1, 2, *l.shape[-2:]).clone()
+    c = evaluate(fake, [clip]).clips[0]
+    assert c.dark_pixels > 0
+    assert c.dark_cast_original < 1.0  # the bars are black in the original too
+    assert c.dark_cast_output < 0.5
+    truth = evaluate(_oracle_for(clip), [clip]).clips[0]
+    assert truth.dark_cast_output == pytest.approx(truth.dark_cast_original, abs=0.5)
+    assert "dark" in format_report(evaluate(fake, [clip]))
+
+
+def _oracle_for(clip):
+    return FakeColorizer(truth=decode_lab(clip))

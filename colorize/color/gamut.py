@@ -1,0 +1,146 @@
+"""Gamut-aware chroma: scale predicted ab back into what sRGB can show at each pixel's own L.
+
+A network that predicts ab at a working resolution knows nothing of the full-resolution L it
+will be merged with. Where that L is near black or near white, sRGB has little or no room for
+chroma, and a plain Lab -> RGB conversion clips each channel separately: the hue shifts and dark
+areas turn navy (a very dark blue still has a visible blue code value, because blue adds little
+to luminance). This module limits chroma per pixel, before the merge:
+
+    C_max(L, h) = largest chroma of hue h at lightness L that stays inside sRGB [0, 1]^3,
+                  times a ramp (L / DARK_L)^2 that closes to 0 at black (L < ``DARK_L``);
+    C' = C_max * knee(C / C_max),  ab' = ab * C' / C      (hue kept)
+
+``knee`` is the identity up to ``KNEE`` of the room and then rolls off smoothly (tanh) towards
+the limit: colours well inside the gamut are untouched, the map is monotone in C, never raises
+chroma, and C_max = 0 (pure black, pure white) gives exactly neutral ab = 0.
+
+The gamut boundary is tabulated once (bisection on the exact Lab -> linear sRGB transform) on an
+(L, hue) grid and interpolated bilinearly. Because the table is linear in L between grid rows and
+the boundary is a cone (linear in L) below L = 8, interpolation is accurate there too.
+
+Functions take L (B, 1, H, W) in [0, 100] and ab (B, 2, H, W); they work in any float dtype and
+on any device (computed in float32, float64 stays float64), and are differentiable in ab (the
+limit itself is treated as a constant of the pixel's L and hue), so training losses can use the
+same mapping as inference (:func:`limit_chroma`).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from colorize.color.lab import _RGB2XYZ, _WHITE, _KAPPA
+
+L_STEPS = 100  # table rows: L = 0, 1, ..., 100
+HUE_STEPS = 180  # table columns: every 2 degrees (plus a wrap-around column)
+KNEE = 0.8  # share of the room left untouched
+# Below this L the allowed chroma also ramps down, as (L / DARK_L)^2, to 0 at black. sRGB alone
+# leaves a very dark blue room for visible blue code values (L = 0.3, the level of a pillarbox
+# bar, can still show RGB 0/0/13); archivists expect blacks and deep shadows to stay neutral.
+DARK_L = 20.0
+
+
+def _in_gamut(l: torch.Tensor, a: torch.Tensor, b: torch.Tensor, tol: float = 1e-7) -> torch.Tensor:
+    """True where Lab (float64 tensors of one shape) maps to linear sRGB inside [0, 1]."""
+    fy = (l + 16.0) / 116.0
+    f = torch.stack((fy + a / 500.0, fy, fy - b / 200.0))
+    t = torch.where(f > 6.0 / 29.0, f**3, (116.0 * f - 16.0) / _KAPPA)
+    xyz = t * torch.tensor(_WHITE, dtype=torch.float64).view(3, *([1] * l.dim()))
+    m = torch.linalg.inv(torch.tensor(_RGB2XYZ, dtype=torch.float64))
+    lin = torch.einsum("ij,j...->i...", m, xyz)
+    return ((lin >= -tol) & (lin <= 1.0 + tol)).all(0)
+
+
+@lru_cache(maxsize=1)
+def max_chroma_table() -> torch.Tensor:
+    """(L_STEPS + 1, HUE_STEPS + 1) float64: the sRGB chroma limit at L = i * 100 / L_STEPS and
+    hue = j * 360 / HUE_STEPS degrees (the last column repeats the first, for wrap-around).
+    Rows L = 0 and L = 100 are exactly 0: black and white have no room for colour."""
+    l = torch.linspace(0.0, 100.0, L_STEPS + 1, dtype=torch.float64)[:, None].expand(-1, HUE_STEPS)
+    hue = torch.arange(HUE_STEPS, dtype=torch.float64) * (2 * math.pi / HUE_STEPS)
+    ca, sa = torch.cos(hue).expand_as(l), torch.sin(hue).expand_as(l)
+    lo = torch.zeros_like(l)
+    hi = torch.full_like(l, 200.0)
+    for _ in range(28):  # bisection to ~1e-6 of chroma
+        mid = (lo + hi) / 2
+        ok = _in_gamut(l, mid * ca, mid * sa)
+        lo = torch.where(ok, mid, lo)
+        hi = torch.where(ok, hi, mid)
+    lo[0] = 0.0
+    lo[-1] = 0.0
+    return torch.cat((lo, lo[:, :1]), 1)
+
+
+def max_chroma(l: torch.Tensor, ab: torch.Tensor, dark_l: float = DARK_L) -> torch.Tensor:
+    """Allowed chroma (B, 1, H, W) for L (B, 1, H, W) at the hue of ab (B, 2, H, W): the sRGB
+    limit, ramped down as (L / dark_l)^2 below ``dark_l`` (0 disables the ramp). No gradient."""
+    _check(l, ab)
+    work = torch.float64 if ab.dtype == torch.float64 else torch.float32
+    with torch.no_grad():
+        lw, abw = l.to(work), ab.to(work)
+        table = max_chroma_table().to(device=ab.device, dtype=work)[None, None]  # (1, 1, Lr, Hc)
+        hue = torch.atan2(abw[:, 1:2], abw[:, 0:1]) % (2 * math.pi)  # atan2(0, 0) = 0: any hue is fine there
+        # grid_sample: x indexes columns (hue), y rows (L), both normalised to [-1, 1] with
+        # align_corners=True so that -1 and 1 are the first and last table entries.
+        gx = hue / math.pi - 1.0
+        gy = lw.clamp(0.0, 100.0) / 50.0 - 1.0
+        grid = torch.cat((gx, gy), 1).permute(0, 2, 3, 1)  # (B, H, W, 2)
+        cmax = F.grid_sample(table.expand(l.shape[0], -1, -1, -1), grid, mode="bilinear",
+                             padding_mode="border", align_corners=True)
+        if dark_l > 0:
+            cmax = cmax * (lw / dark_l).clamp(0.0, 1.0) ** 2
+        return cmax.clamp(min=0.0).to(ab.dtype)
+
+
+def _knee(x: torch.Tensor, knee: float) -> torch.Tensor:
+    """Identity up to ``knee``, then a smooth (C1) tanh roll-off that tends to 1; monotone, <= x."""
+    span = 1.0 - knee
+    return torch.where(x <= knee, x, knee + span * torch.tanh((x - knee) / span))
+
+
+def limit_chroma(l: torch.Tensor, ab: torch.Tensor, knee: float = KNEE, dark_l: float = DARK_L) -> torch.Tensor:
+    """ab (B, 2, H, W) scaled back, per pixel and keeping its hue, into the chroma sRGB can show
+    at L (B, 1, H, W) in [0, 100]. Exactly 0 where there is no room (L = 0 or 100); unchanged
+    below ``knee`` of the room; never more chroma than the input. Differentiable in ab."""
+    if not 0.0 < knee < 1.0:
+        raise ValueError(f"knee must be in (0, 1), got {knee}")
+    cmax = max_chroma(l, ab, dark_l)
+    tiny = torch.finfo(ab.dtype if ab.dtype.is_floating_point else torch.float32).tiny ** 0.5
+    c = torch.sqrt((ab * ab).sum(1, keepdim=True) + tiny * tiny)
+    c_new = cmax * _knee(c / cmax.clamp(min=tiny), knee)
+    return ab * (c_new / c)
+
+
+class ChromaLimiter(nn.Module):
+    """Module twin of :func:`limit_chroma`: ``forward(l, ab) -> ab``."""
+
+    def __init__(self, knee: float = KNEE, dark_l: float = DARK_L) -> None:
+        super().__init__()
+        self.knee, self.dark_l = knee, dark_l
+
+    def forward(self, l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        return limit_chroma(l, ab, self.knee, self.dark_l)
+
+
+def _check(l: torch.Tensor, ab: torch.Tensor) -> None:
+    if l.dim() != 4 or l.shape[1] != 1:
+        raise ValueError(f"L must be (B, 1, H, W), got {tuple(l.shape)}")
+    if ab.dim() != 4 or ab.shape[1] != 2:
+        raise ValueError(f"ab must be (B, 2, H, W), got {tuple(ab.shape)}")
+    if l.shape[0] != ab.shape[0] or l.shape[-2:] != ab.shape[-2:]:
+        raise ValueError(f"L {tuple(l.shape)} and ab {tuple(ab.shape)} do not match")
+
+
+def finish_ab(ab: torch.Tensor, l_full: torch.Tensor, l_low: torch.Tensor | None = None) -> torch.Tensor:
+    """The one way predicted chroma reaches a picture: ab (B, 2, h, w) at the working size is
+    upsampled guided by the full-resolution L (B, 1, H, W) and then limited to what sRGB can show
+    at that L (:func:`limit_chroma`). Every model family, every diverse candidate and the refine
+    pass's output go through here in the pipeline, and ``colorize eval`` measures the same."""
+    from colorize.color.upsample import upsample_ab
+
+    ab_full = upsample_ab(ab, l_full, l_low=l_low)
+    return limit_chroma(l_full.to(device=ab_full.device, dtype=ab_full.dtype), ab_full)

@@ -1,0 +1,94 @@
+"""The feature cache: built once (resumably), and a cached step has the uncached step's loss."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from colorize.models.backbone import FrozenBackbone
+from colorize.models.selfreg import SelfRegFamily
+from colorize.training.data import ClipSampler, DataConfig, load_photos
+from colorize.training.feature_cache import CachedSampler, FeatureCache, features_for
+from tests.training.synthetic import write_photo_folder
+
+
+@pytest.fixture(scope="module")
+def sampler(tmp_path_factory):
+    folder = write_photo_folder(tmp_path_factory.mktemp("photos"), n=4, size=80)
+    return ClipSampler(load_photos([folder], short=80), [], DataConfig(size=64, window=2), seed=5)
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    torch.manual_seed(0)
+    return FrozenBackbone()  # random weights are enough to compare two paths
+
+
+def _build(folder, sampler, backbone, count=6, dtype="float32", **kw):
+    fam = SelfRegFamily()
+    return FeatureCache.build(folder, sampler, backbone, fam.feature_spec, count, {"test": 1},
+                              feat_dtype=dtype, chunk=4, **kw)
+
+
+def test_cached_step_has_the_uncached_loss(tmp_path, sampler, backbone):
+    cache = _build(tmp_path / "c", sampler, backbone)
+    fam = SelfRegFamily()
+    torch.manual_seed(1)
+    net = fam.build_net().eval()  # eval: batch norm uses running stats, the same in both calls
+    cached = cache.batch(np.array([2, 3]))
+    plain = sampler.batch(2, 1), sampler.batch(3, 1)  # the samples the cache holds at 2 and 3
+    for name in ("rgb", "flow", "valid"):
+        expect = torch.cat([getattr(b, name) for b in plain])
+        tol = 1 / 255 if name == "rgb" else 2e-2  # uint8 frames, float16 flow
+        assert torch.allclose(getattr(cached, name), expect, atol=tol)
+    uncached = cached.__class__(**{**cached.__dict__, "feats": None})
+    with torch.no_grad():
+        a = fam.training_step(net, cached, backbone, step=7)
+        b = fam.training_step(net, uncached, backbone, step=7)
+    for key in a:
+        assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-5), key
+
+
+def test_float16_cache_is_close_and_half_the_size(tmp_path, sampler, backbone):
+    c32 = _build(tmp_path / "a", sampler, backbone, dtype="float32")
+    c16 = _build(tmp_path / "b", sampler, backbone, dtype="float16")
+    assert c16.arrays["embed"].nbytes * 2 == c32.arrays["embed"].nbytes
+    fam = SelfRegFamily()
+    torch.manual_seed(1)
+    net = fam.build_net().eval()
+    idx = np.array([0, 1, 4])
+    with torch.no_grad():
+        a = fam.training_step(net, c32.batch(idx), backbone, step=3)["loss"]
+        b = fam.training_step(net, c16.batch(idx), backbone, step=3)["loss"]
+    assert float((a - b).abs() / a) < 1e-2
+
+
+def test_build_resumes_and_refuses_other_settings(tmp_path, sampler, backbone):
+    folder = tmp_path / "c"
+    calls = []
+    _build(folder, sampler, backbone, count=8, progress=lambda done, total: calls.append(done))
+    assert calls == [4, 8]
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["done"] = 4  # as if interrupted after the first chunk
+    (folder / "meta.json").write_text(json.dumps(meta))
+    calls.clear()
+    cache = _build(folder, sampler, backbone, count=8, progress=lambda done, total: calls.append(done))
+    assert calls == [8] and cache.count == 8
+    with pytest.raises(ValueError, match="other settings"):
+        _build(folder, sampler, backbone, count=9)
+
+
+def test_cached_sampler_is_deterministic(tmp_path, sampler, backbone):
+    s = CachedSampler(_build(tmp_path / "c", sampler, backbone), seed=2)
+    a, b, c = s.batch(3, 4), s.batch(3, 4), s.batch(4, 4)
+    assert torch.equal(a.rgb, b.rgb) and not torch.equal(a.rgb, c.rgb)
+    assert set(a.feats) == {2, 4, 8, 16, 32, "embed"} and a.feats[2].shape[-1] == 64 // 8
+
+
+def test_features_for_reads_coarse_grids():
+    torch.manual_seed(0)
+    bb = FrozenBackbone()
+    l = torch.rand(2, 1, 64, 64) * 100
+    f = features_for(bb, l, SelfRegFamily.feature_spec)
+    assert f[2].shape == (2, 16, 8, 8) and f[32].shape == (2, 320, 2, 2) and f["embed"].shape == (2, 1280)
