@@ -350,6 +350,7 @@ class Previewer:
             yield w
 
     def _preview(self, job: Job, sheet_path: Path, result: PreviewResult) -> None:
+        from colorize.color.gamut import finish_ab
         from colorize.color.lab import lab_to_rgb
         from colorize.color.merge import full_l
         from colorize.pipeline.references import ReferenceChooser
@@ -381,7 +382,7 @@ class Previewer:
                 with torch.inference_mode():
                     ab_s = torch.rot90(ab, -rot_k, dims=(-2, -1)) if rot_k else ab
                     l_b = l_full.to(ab_s.device).unsqueeze(0).expand(d, -1, -1, -1)
-                    ab_full = _finish_ab(ab_s.float(), l_b.float())
+                    ab_full = finish_ab(ab_s.float(), l_b.float())  # as the writer gets it
                     rgb = lab_to_rgb(torch.cat((l_b.float(), ab_full.float()), dim=1))
                     grey = torch.from_numpy(src.rgb.astype(np.float32) / (65535.0 if src.rgb.dtype == np.uint16
                                                                            else 255.0)).permute(2, 0, 1)
@@ -485,13 +486,3 @@ def _find(ready, index: int):
         if i == index:
             return ab
     return None
-
-
-def _finish_ab(ab: torch.Tensor, l_full: torch.Tensor) -> torch.Tensor:
-    """Chroma at full size exactly as the writer gets it (guided upsampling, then the gamut
-    limit where the colour module has one)."""
-    try:
-        from colorize.color.gamut import finish_ab
-    except ImportError:
-        from colorize.color.upsample import upsample_ab as finish_ab
-    return finish_ab(ab, l_full)
