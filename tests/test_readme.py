@@ -13,10 +13,20 @@ def _readme_commands() -> list[str]:
     return lines[:2]
 
 
+def _ci_commands() -> list[str]:
+    return [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()
+            if l.strip() and not l.startswith("#") and not l.startswith(("set ", "cd "))]
+
+
 def test_ci_runs_exactly_the_readme_commands():
-    ci = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()
-          if l.strip() and not l.startswith("#") and not l.startswith(("set ", "cd "))]
-    assert ci == _readme_commands()
+    assert _ci_commands()[:2] == _readme_commands()
+
+
+def test_ci_checks_a_wheel_install_after_the_readme_commands():
+    ci = _ci_commands()
+    assert ci[2:] == [".ci/wheel-check"]
+    script = (ROOT / ".ci" / "wheel-check").read_text()
+    assert "pip wheel" in script and "venv" in script and "--ref" in script
 
 
 def test_readme_example_inputs_exist():

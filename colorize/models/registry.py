@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.resources
 import inspect
 import json
 from dataclasses import dataclass
@@ -31,8 +32,26 @@ _FAMILY_MODULES = (
     "colorize.models.devc",
 )
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "weights"
 MANIFEST_NAME = "manifest.json"
+WEIGHTS_PACKAGE = "colorize._weights"
+
+
+def _find_weights_dir() -> Path:
+    """Where the shipped weights are. They live in ``weights/`` at the top of the repository, which
+    the build installs as the package ``colorize._weights`` (pyproject.toml), so a wheel, a plain
+    ``pip install .`` and an editable install all find them through the package. A source tree used
+    without installing it (or an editable install made before that mapping) has no such package:
+    then the repository's ``weights/`` beside the ``colorize`` folder."""
+    try:
+        found = importlib.resources.files(WEIGHTS_PACKAGE)
+    except ModuleNotFoundError:
+        found = None
+    if isinstance(found, Path) and (found / MANIFEST_NAME).is_file():
+        return found
+    return Path(__file__).resolve().parent.parent.parent / "weights"
+
+
+WEIGHTS_DIR = _find_weights_dir()
 
 
 class UnknownModelError(ValueError):
