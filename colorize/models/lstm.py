@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorize.models.backbone import EMBED_DIM, FrozenBackbone, load_pretrained_backbone
+from colorize.models.backbone import EMBED_DIM, FeatureSpec, FrozenBackbone, load_pretrained_backbone
 from colorize.models.base import ModelInfo, StreamColorizer
 from colorize.models.registry import load_weights, register_model
 
@@ -169,6 +169,11 @@ class LSTMFamily:
     name = "lstm"
     window = WINDOW
     temporal_weight = 0.1  # 0.5 halved the flicker but cost 0.1 colourfulness (dev_eval, 1,000 steps)
+    # 1: the MSE compares the prediction as it will be shown, after colorize.color.gamut's limit
+    # at the frame's L (no capacity spent on colours sRGB cannot show near black and white).
+    gamut = 1
+    # What a feature cache (colorize train --cache) stores: strides 8, 16, 32 on their own grids.
+    feature_spec = FeatureSpec(grids=((8, 8), (16, 16), (32, 32)), embed=True)
 
     def build_net(self) -> nn.Module:
         return FlowChromaNet()
@@ -177,10 +182,18 @@ class LSTMFamily:
         lab = batch.lab
         b, t = lab.shape[:2]
         l = lab[:, :, :1]
-        with torch.no_grad():
-            feats = backbone(l.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
+        if batch.feats is not None:  # from a feature cache
+            feats = batch.feats
+        else:
+            with torch.no_grad():
+                feats = backbone(l.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
         ab = net(l, feats) / AB_SCALE
-        mse = F.mse_loss(ab, lab[:, :, 1:] / AB_SCALE)
+        shown = ab
+        if self.gamut:
+            from colorize.color.gamut import limit_chroma
+
+            shown = limit_chroma(l.flatten(0, 1), ab.flatten(0, 1) * AB_SCALE).view_as(ab) / AB_SCALE
+        mse = F.mse_loss(shown, lab[:, :, 1:] / AB_SCALE)
         if self.temporal_weight <= 0 or t < 2:
             return {"loss": mse, "mse": mse.detach()}
         from colorize.training.losses import temporal_loss

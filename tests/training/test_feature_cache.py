@@ -92,3 +92,21 @@ def test_features_for_reads_coarse_grids():
     l = torch.rand(2, 1, 64, 64) * 100
     f = features_for(bb, l, SelfRegFamily.feature_spec)
     assert f[2].shape == (2, 16, 8, 8) and f[32].shape == (2, 320, 2, 2) and f["embed"].shape == (2, 1280)
+
+
+def test_lstm_cached_step_has_the_uncached_loss(tmp_path, backbone):
+    from colorize.models.lstm import LSTMFamily
+    from tests.training.synthetic import write_photo_folder as wpf
+
+    folder = wpf(tmp_path / "p", n=3, size=80)
+    fam = LSTMFamily()
+    s = ClipSampler(load_photos([folder], short=80), [], DataConfig(size=64, window=fam.window), seed=1)
+    cache = FeatureCache.build(tmp_path / "c", s, backbone, fam.feature_spec, 3, {"t": 1}, feat_dtype="float32")
+    torch.manual_seed(0)
+    net = fam.build_net().eval()
+    cached = cache.batch(np.array([0, 2]))
+    uncached = cached.__class__(**{**cached.__dict__, "feats": None})
+    with torch.no_grad():
+        a, b = fam.training_step(net, cached, backbone, 0), fam.training_step(net, uncached, backbone, 0)
+    for key in a:
+        assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-6), key
