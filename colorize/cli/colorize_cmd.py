@@ -144,6 +144,8 @@ def colorize_command(inputs, output, model, refs, weights, device, precision, re
     is changed: the picture's luma is kept (bit-exact with a lossless codec); audio and subtitle
     tracks are copied untouched; nothing is written until an output is complete.
     """
+    if pick == "all" and diverse < 2:
+        raise click.UsageError("--pick all keeps every candidate of --diverse N: add --diverse N (N >= 2)")
     sys.exit(run_colorize(
         inputs=list(inputs), output=output, model=model, refs=refs, weights=weights, device=device,
         precision=precision,
@@ -238,7 +240,7 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
                 click.echo(json.dumps(result.as_json()))
     except KeyboardInterrupt:
         if reporter is not None:
-            reporter.close()
+            reporter.close(summary=False)
         _err("interrupted; the output being written was removed, finished outputs are kept")
         if as_json and current is not None:
             click.echo(json.dumps({"input": str(current.input), "output": str(current.output),

@@ -69,6 +69,8 @@ class RunConfig:
             raise ValueError(f"diverse must be >= 1, got {self.diverse}")
         if self.pick not in PICK_CHOICES:
             raise ValueError(f"pick must be one of {PICK_CHOICES}, got {self.pick!r}")
+        if self.pick == "all" and self.diverse < 2:
+            raise ValueError("pick 'all' needs diverse >= 2: a single colouring has no candidates to keep")
         if self.render_size is not None and self.render_size < 16:
             raise ValueError(f"render size must be at least 16 pixels, got {self.render_size}")
         if self.refine_passes is not None and self.refine_passes < 0:

@@ -19,6 +19,7 @@ from colorize.color.saturation import mean_saturation
 
 GAP = 4
 THUMB_H = 120
+LABEL_H = 22  # the strip above the columns that names them: "input", "#0 sat 0.41", ...
 
 
 def candidates_rgb(l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
@@ -66,6 +67,7 @@ class ContactSheet:
     def __init__(self, indices: list[int]) -> None:
         self.wanted = set(indices)
         self.rows: list[tuple[int, np.ndarray]] = []
+        self.tile_w = 0
 
     def wants(self, index: int) -> bool:
         return index in self.wanted
@@ -78,18 +80,37 @@ class ContactSheet:
         size = (THUMB_H, max(1, round(w * THUMB_H / h)))
         tiles = F.interpolate(tiles, size=size, mode="area") if (h, w) != size else tiles
         tiles = (tiles.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        self.tile_w = size[1]
         gap = np.full((size[0], GAP, 3), 255, np.uint8)
         parts: list[np.ndarray] = []
         for t in tiles:
             parts += [t, gap]
         self.rows.append((index, np.concatenate(parts[:-1], axis=1)))
 
-    def png(self) -> bytes | None:
+    def labels(self, saturations: list[float]) -> np.ndarray:
+        """The strip above the columns: "input", then each candidate's number and mean saturation
+        (the figure ``--pick saturation`` compares), so the sheet says which file is which."""
+        import cv2
+
+        texts = ["input"] + [f"#{i}  sat {s:.3f}" for i, s in enumerate(saturations)]
+        strip = np.full((LABEL_H, len(texts) * (self.tile_w + GAP) - GAP, 3), 255, np.uint8)
+        for i, text in enumerate(texts):
+            scale = 0.45
+            while scale > 0.25 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > self.tile_w - 4:
+                scale -= 0.05
+            cv2.putText(strip, text, (i * (self.tile_w + GAP) + 2, LABEL_H - 7), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (0, 0, 0), 1, cv2.LINE_AA)
+        return strip
+
+    def png(self, saturations: list[float] | None = None) -> bytes | None:
+        """The sheet as PNG bytes; with ``saturations`` (one per candidate) a label strip on top."""
         if not self.rows:
             return None
         import cv2
 
         rows = [r for _, r in sorted(self.rows, key=lambda x: x[0])]
+        if saturations is not None:
+            rows.insert(0, self.labels(saturations))
         width = max(r.shape[1] for r in rows)
         padded = []
         for r in rows:
@@ -102,10 +123,10 @@ class ContactSheet:
             raise RuntimeError("could not encode the contact sheet PNG")
         return buf.tobytes()
 
-    def save(self, path: Path) -> bool:
+    def save(self, path: Path, saturations: list[float] | None = None) -> bool:
         from colorize.pipeline.sidecar import atomic_write_bytes
 
-        data = self.png()
+        data = self.png(saturations)
         if data is None:
             return False
         atomic_write_bytes(path, data)

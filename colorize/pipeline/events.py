@@ -22,8 +22,9 @@ class FileResult:
     weights_sha256: str | None = None
     error: str | None = None
     outputs: tuple[Path, ...] = ()  # every file written (candidates, contact sheet, sidecar)
+    candidates: tuple[Path, ...] = ()  # --pick all: the N files the set is made of (``output`` is its base name)
     shots: list[dict] = field(default_factory=list)
-    picked: int | None = None  # --pick saturation: the winning candidate
+    picked: int | None = None  # --pick saturation: the winning candidate (None with --pick all)
     saturations: list[float] = field(default_factory=list)
     exception: BaseException | None = field(default=None, repr=False)  # for --debug tracebacks
 
@@ -31,10 +32,24 @@ class FileResult:
     def ok(self) -> bool:
         return self.status in ("done", "skipped")
 
+    @property
+    def media(self) -> tuple[Path, ...]:
+        """The pictures this input has (or would have) produced, as a user looks for them: the
+        output, or with ``--pick all`` each candidate and, once written, the contact sheet."""
+        if self.status == "done" and self.outputs:
+            return tuple(p for p in self.outputs if not p.name.endswith(".colorize.json"))
+        if self.candidates:
+            return self.candidates
+        return (self.output,) if self.output is not None else ()
+
     def as_json(self) -> dict:
+        if self.candidates:  # --pick all: name the files written, not the set's base name
+            output: object = [str(p) for p in self.candidates]
+        else:
+            output = str(self.output) if self.output is not None else None
         d = {
             "input": str(self.input),
-            "output": str(self.output) if self.output is not None else None,
+            "output": output,
             "status": self.status,
             "frames": self.frames,
             "seconds": round(self.seconds, 3),
@@ -46,7 +61,7 @@ class FileResult:
             d["outputs"] = [str(p) for p in self.outputs]
         if self.shots:
             d["shots"] = self.shots
-        if self.picked is not None:
+        if self.saturations:  # --diverse N: picked is null with --pick all (every candidate kept)
             d["picked"] = self.picked
             d["saturations"] = [round(s, 6) for s in self.saturations]
         return d
@@ -55,7 +70,7 @@ class FileResult:
 @dataclass(frozen=True)
 class BatchStarted:
     files: int
-    frames: int | None  # total expected frames when every probe knew its count
+    frames: int | None  # frames to colourize (inputs to skip left out), when every probe knew its count
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,9 @@ class FileStarted:
     position: int  # 1-based
     files: int
     frames: int | None
+    # False when the runner already knows it will not colourize this input (its output exists, or it
+    # could not be probed): its frames are then not part of BatchStarted.frames.
+    will_run: bool = True
 
 
 @dataclass(frozen=True)

@@ -141,14 +141,18 @@ class Runner:
     def run(self, jobs: list[Job]) -> Iterator[ev.FileResult]:
         """Process every job in order, yielding one result each. Errors of one input become its
         result; KeyboardInterrupt (and model errors) propagate after cleanup."""
-        frames = [_estimate(j.info) for j in jobs]
+        will_run = [job.error is None and not self._will_skip(job) for job in jobs]
+        frames = [_estimate(j.info) for j, run in zip(jobs, will_run) if run]
         total = sum(frames) if all(f is not None for f in frames) else None
         self.on_event(ev.BatchStarted(files=len(jobs), frames=total))
-        for pos, job in enumerate(jobs, 1):
-            self.on_event(ev.FileStarted(job.input, job.output, pos, len(jobs), _estimate(job.info)))
+        for pos, (job, run) in enumerate(zip(jobs, will_run), 1):
+            self.on_event(ev.FileStarted(job.input, job.output, pos, len(jobs), _estimate(job.info), run))
             result = self.run_job(job)
             self.on_event(ev.FileFinished(result))
             yield result
+
+    def _will_skip(self, job: Job) -> bool:
+        return not self.config.overwrite and all(p.exists() for p in self._outputs_for(job.output))
 
     def _outputs_for(self, output: Path) -> list[Path]:
         if self.config.diverse > 1 and self.config.pick == "all":
@@ -163,7 +167,9 @@ class Runner:
             base.error = job.error
             return base
         finals = self._outputs_for(job.output)
-        if not self.config.overwrite and all(p.exists() for p in finals):
+        if self.config.diverse > 1 and self.config.pick == "all":
+            base.candidates = tuple(finals)
+        if self._will_skip(job):
             base.status = "skipped"
             base.error = None
             return base
@@ -330,7 +336,7 @@ class Runner:
                 writers[i].commit()
                 written.append(writer_finals[i])
             writers = []
-            if sheet_file is not None and sheet.save(sheet_file):
+            if sheet_file is not None and sheet.save(sheet_file, tally.means):
                 written.append(sheet_file)
             atomic_write_bytes(side, sidecar_bytes(record))
             written.append(side)

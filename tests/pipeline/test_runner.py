@@ -146,6 +146,51 @@ def test_diverse_pick_all_writes_every_candidate_and_a_contact_sheet(tmp_path, r
     assert sheet.shape[0] >= 120 * 2 and sheet.shape[1] > 4 * 120  # >= 2 rows, grey + 3 candidates
 
 
+def test_pick_all_result_names_the_files_written_and_the_sheet_is_labelled(tmp_path, register_fake):
+    import cv2
+
+    from colorize.pipeline.diverse import LABEL_H
+
+    register_fake("fakediv", diverse=True)
+    clip = make_clip(tmp_path / "d.mp4", frames=4, audio=False)
+    _, [res] = _run([clip], model="fakediv", device="cpu", diverse=3, pick="all")
+    files = [tmp_path / f"d_colorized_{i}.mp4" for i in range(3)]
+    assert res.status == "done" and list(res.candidates) == files
+    rec = res.as_json()
+    assert rec["output"] == [str(f) for f in files] and all(f.exists() for f in files)
+    assert rec["picked"] is None and len(rec["saturations"]) == 3
+    assert [p.name for p in res.media] == [f.name for f in files] + ["d_colorized_contact.png"]
+    # The sheet opens with a label strip: white, with dark text over each of the 4 columns.
+    sheet = cv2.imread(str(tmp_path / "d_colorized_contact.png"))
+    strip = sheet[:LABEL_H].min(-1)
+    columns = np.array_split(strip, 4, axis=1)
+    assert (strip > 200).mean() > 0.7 and all((c < 100).any() for c in columns)
+    # Run again: skipped, and the result still names the candidates, not the set's base name.
+    _, [again] = _run([clip], model="fakediv", device="cpu", diverse=3, pick="all")
+    assert again.status == "skipped" and again.as_json()["output"] == [str(f) for f in files]
+
+
+def test_pick_all_needs_diverse():
+    with pytest.raises(ValueError, match="diverse"):
+        RunConfig(pick="all")
+
+
+def test_batch_total_counts_only_inputs_that_will_run(tmp_path, register_fake):
+    register_fake("fake")
+    src = tmp_path / "reels"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=3, audio=False)
+    make_clip(src / "b.mp4", frames=5, audio=False)
+    (src / "broken.mov").write_bytes(b"not a film at all")
+    (src / "b_colorized.mp4").write_bytes(b"already there")
+    events = []
+    _run([src], model="fake", device="cpu", events=events)
+    [batch] = [e for e in events if type(e).__name__ == "BatchStarted"]
+    starts = {e.input.name: e.will_run for e in events if type(e).__name__ == "FileStarted"}
+    assert batch.files == 3 and batch.frames == 3  # only a.mp4: b is skipped, broken.mov unreadable
+    assert starts == {"a.mp4": True, "b.mp4": False, "broken.mov": False}
+
+
 def test_interrupt_leaves_nothing_half_written(tmp_path, register_fake):
     register_fake("fake", interrupt_at=5)
     clip = make_clip(tmp_path / "film.mp4", frames=10)
