@@ -30,6 +30,7 @@ from colorize.io.errors import MediaError, describe_av_error
 from colorize.io.matroska import restore, write_display_aspect
 from colorize.io.probe import COLORSPACES, FIELD_ORDERS, PRIMARIES, RANGES, TRANSFERS, MediaInfo, enum_value
 from colorize.io.remux import StreamCopier, check_streams_fit, copy_tags, format_for, is_copied, supported_codecs
+from colorize.io.x264 import deterministic_params, join_params
 
 _KEEP_CONTAINER = {".mp4": ".mp4", ".m4v": ".mp4", ".mov": ".mov", ".mkv": ".mkv"}
 _DEPTH_SUFFIX = {8: "", 9: "9le", 10: "10le", 12: "12le", 14: "14le", 16: "16le"}
@@ -122,9 +123,13 @@ def _codec_options(
         out = {"crf": str(options.crf), "preset": options.preset}
         if options.tune:
             out["tune"] = options.tune
+        fields = None
         if interlaced:  # code the fields as fields, in the source's order
             out["flags"] = "+ildct+ilme"
-            out["x264-params"] = "tff=1" if field_order in ("tt", "tb") else "bff=1"
+            fields = "tff=1" if field_order in ("tt", "tb") else "bff=1"
+        params = join_params(fields, deterministic_params())  # same input -> same file: see x264.py
+        if params:
+            out["x264-params"] = params
         return out
     if codec_id == "hevc":
         out = {"crf": str(options.crf), "preset": options.preset}
