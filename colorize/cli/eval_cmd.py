@@ -17,8 +17,10 @@ from colorize.cli.train_cmd import call_lazily
 @model_option(required=True, help="Model to evaluate.")
 @click.argument("dirs", nargs=-1, required=True, metavar="DIR...",
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--ref-mode", type=click.Choice(["first-frame"]), default=None,
-              help="Exemplar models: use each clip's first original frame as the reference (propagation).")
+@click.option("--propagate", is_flag=True,
+              help="Reference models: each clip's first original frame is its reference (propagation).")
+# The spelling before --propagate, still accepted (its only value was first-frame).
+@click.option("--ref-mode", type=click.Choice(["first-frame"]), default=None, hidden=True)
 @click.option("--ref", "reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A still used as the reference for every clip (foreign-reference mode); its faithfulness "
                    "(ab-histogram distance) is scored for every model, automatic ones included.")
@@ -33,9 +35,14 @@ from colorize.cli.train_cmd import call_lazily
 @precision_option
 @json_option("Print the figures as JSON on stdout.")
 @debug_option
-def eval_command(model, dirs, ref_mode, reference, max_frames, out_csv, render_size, weights, device, precision,
+def eval_command(model, dirs, propagate, ref_mode, reference, max_frames, out_csv, render_size, weights, device, precision,
                  as_json, debug) -> None:
-    """Measure MODEL on folders of colour clips: PSNR, colourfulness, flicker, accuracy, fps."""
+    """Measure MODEL on folders of colour clips: PSNR, colourfulness, flicker, accuracy, fps.
+
+    Each DIR holds colour video clips (any you have; none ship with colorize): every clip is turned
+    grey, colourized, and compared with its own colours."""
+    if propagate:
+        ref_mode = "first-frame"
     sys.exit(call_lazily("colorize.cli.eval_cmd", "run_and_print", "eval", debug, model=model, dirs=tuple(dirs),
                          ref_mode=ref_mode, reference=reference, max_frames=max_frames, out_csv=out_csv,
                          render_size=render_size,

@@ -23,8 +23,38 @@ from colorize.cli.train_cmd import train_command
 _DEFAULT = "\0colorize"  # internal name of the default command: no user types or names a file this
 
 
+class OneLineUsageError(click.UsageError):
+    """Click's usage errors in the form every other error has: ``colorize: error: ...``, one line
+    on stderr, exit code 2, with a pointer to the help of the command that was used."""
+
+    def __init__(self, original: click.UsageError) -> None:
+        super().__init__(original.format_message(), original.ctx)
+        self.exit_code = original.exit_code
+
+    def show(self, file=None) -> None:
+        where = self.ctx.command_path if self.ctx is not None else "colorize"
+        message = self.format_message().strip().replace("\n", " ")
+        click.echo(f"colorize: error: {message} (see '{where} --help')", file=file, err=True)
+
+
 class ColorizeGroup(click.Group):
     """A group whose default command runs when the first argument is not a subcommand."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except OneLineUsageError:
+            raise
+        except click.UsageError as exc:
+            raise OneLineUsageError(exc) from exc
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OneLineUsageError:
+            raise
+        except click.UsageError as exc:  # the default command's and the subcommands' own
+            raise OneLineUsageError(exc) from exc
 
     def is_subcommand(self, arg: str) -> bool:
         return arg in self.commands and arg != _DEFAULT and not os.path.lexists(arg)

@@ -38,10 +38,47 @@ class ModelChoice(click.Choice):
     def choices(self, value) -> None:  # click's __init__ assigns it; the registry is the truth
         pass
 
+    def convert(self, value, param, ctx):
+        if value in self.choices:
+            return value
+        import difflib
 
-def model_option(required: bool = False, help: str | None = None):
+        close = difflib.get_close_matches(str(value), self.choices, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        self.fail(f"unknown model {value!r}; {hint}(choose from {', '.join(self.choices)})", param, ctx)
+
+
+class TrainableModelChoice(ModelChoice):
+    """The registered models that ``colorize train`` can train: a family module of ours trains when
+    it defines ``FAMILY`` (devc, the official networks run as released, does not). Reading that
+    attribute imports no training code."""
+
+    @property
+    def choices(self):  # type: ignore[override]
+        import importlib.util
+
+        from colorize.models.registry import list_models
+
+        def trainable(name: str) -> bool:
+            module = f"colorize.models.{name}"
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            # A model from elsewhere (a plugin) is left for the trainer to accept or refuse.
+            return not found or getattr(importlib.import_module(module), "FAMILY", None) is not None
+
+        return tuple(n for n in list_models() if trainable(n))
+
+    @choices.setter
+    def choices(self, value) -> None:
+        pass
+
+
+def model_option(required: bool = False, help: str | None = None, trainable: bool = False):
     return click.option(
-        "--model", "-m", "model", type=ModelChoice(), required=required, default=None,
+        "--model", "-m", "model", type=TrainableModelChoice() if trainable else ModelChoice(),
+        required=required, default=None,
         help=help or (
             f"Model to run. Default: {DEFAULT_AUTO_MODEL!r} (automatic), or "
             f"{DEFAULT_REFERENCE_MODEL!r} when --ref is given. `colorize models` lists them."
@@ -56,11 +93,10 @@ def weights_option(f):
     )(f)
 
 
-def device_option(f):
-    return click.option(
-        "--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]|mps",
-        help="Compute device; auto = CUDA, then Apple MPS, then CPU. GPUs run in half precision.",
-    )(f)
+def device_option(f=None, *, help: str = "Compute device; auto = CUDA, then Apple MPS, then CPU. GPUs run in "
+                                          "half precision unless --precision says otherwise."):
+    option = click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]|mps", help=help)
+    return option(f) if f is not None else option
 
 
 def precision_option(f):

@@ -42,13 +42,13 @@ def call_lazily(module: str, func: str, command: str, debug: bool, **kwargs) -> 
 
 
 @click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
-@model_option(required=True, help="Model family to train.")
+@model_option(required=True, trainable=True, help="Model family to train.")
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of colour photos and/or clips (repeatable).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimisation steps (default: the family's).")
 @click.option("--resume", is_flag=True, help="Continue exactly from the last checkpoint in --out.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Folder for checkpoints and the CSV log (outside the repository).")
+              help="Folder for checkpoints and the CSV log. Default: ~/.cache/colorize/runs/MODEL.")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch size.")
 @click.option("--size", type=click.IntRange(min=16), default=None, help="Training crop size in pixels.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (Adam, cosine).")
@@ -73,7 +73,7 @@ def call_lazily(module: str, func: str, command: str, debug: bool, **kwargs) -> 
                    "runs only the small networks.")
 @click.option("--cache-samples", type=click.IntRange(min=1), default=None,
               help="Samples in the feature cache (default 20000).")
-@device_option
+@device_option(help="Training device; auto = CUDA, then Apple MPS, then CPU (--precision sets the arithmetic).")
 @debug_option
 def train_command(model, data, steps, resume, out, batch, size, lr, init, precision, threads, eval_every,
                   ema, overrides, photo_short, crop_min, cache, cache_samples, device, debug) -> None:

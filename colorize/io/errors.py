@@ -13,8 +13,8 @@ class MediaError(Exception):
 
     def __init__(self, message: str, path: Path | str | None = None) -> None:
         message = " ".join(str(message).split())  # one line, whatever the cause text holds
-        if path is not None:
-            message = f"{Path(path).name}: {message}"
+        if path is not None:  # as given: in a mirrored batch a bare file name would be ambiguous
+            message = f"{path}: {message}"
         super().__init__(message)
         self.path = None if path is None else Path(path)
 

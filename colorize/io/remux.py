@@ -17,8 +17,10 @@ import av
 from colorize.io.errors import MediaError, describe_av_error
 
 # Output extension -> FFmpeg muxer.
+# Containers we write. Not AVI: it has no per-frame timestamps, and a stream whose time base is not
+# the frame rate comes out with the wrong frame count (600 frames for 24) and out-of-order times.
 FORMAT_FOR_EXTENSION = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
-                        ".avi": "avi", ".nut": "nut"}
+                        ".nut": "nut"}
 # Tags the muxer writes itself (copying them would carry stale values).
 _GENERATED_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration",
                    "number_of_frames", "number_of_bytes", "vendor_id", "_statistics_tags",

@@ -115,6 +115,7 @@ def plan_jobs(inputs: list[Path], output: Path | str | None, codec: str | None) 
                 out = output / rel / name
             else:
                 out = output_path_for(path, info, output, codec)
+                _check_container(out, info, output)
         except MediaError as exc:
             jobs.append(Job(path, None, None, str(exc)))
             continue
@@ -135,6 +136,19 @@ def plan_jobs(inputs: list[Path], output: Path | str | None, codec: str | None) 
         if j.output is not None and j.output.resolve() in inputs_resolved:
             raise UsageError(f"the output {j.output} of {j.input} is also an input; choose another -o")
     return jobs
+
+
+def _check_container(out: Path, info, given: Path) -> None:
+    """``-o film.avi``: a container we cannot write correctly is a mistake in the command line."""
+    from colorize.io import MediaError
+    from colorize.io.remux import format_for
+
+    if getattr(info, "is_image", False):
+        return
+    try:
+        format_for(out)
+    except MediaError as exc:
+        raise UsageError(f"-o {exc}") from exc
 
 
 def candidate_paths(output: Path, count: int) -> list[Path]:
