@@ -169,3 +169,28 @@ def test_cli_preview_json_and_no_film_written(tmp_path, register_fake, long_clip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["film_preview.png"]
     r = invoke(long_clip, "--model", "fake", "--device", "cpu", "--preview", "0")
     assert r.exit_code == 2 and "--preview" in r.stderr
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv", "mov"])
+def test_seek_with_b_frames_and_vfr_in_every_container(tmp_path, container):
+    """B-frames (decode order differs from display order), VFR stamps, mp4/mov edit lists,
+    Matroska cues: the target is the frame a full decode shows at that time."""
+    from tests.media import make_clip as make_archival_clip
+
+    clip = make_archival_clip(tmp_path / f"vfr.{container}", container=container, frames=300, vfr=True,
+                              size=(48, 32))
+    info = probe(clip)
+    with av.open(str(clip)) as c:
+        stream = c.streams.video[0]
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        every = [(float(f.pts * f.time_base) - start, f.to_ndarray(format="rgb24")) for f in c.decode(stream)]
+    fps = float(info.fps)
+    reader = SeekingReader(clip, info)
+    try:
+        for t in (0.4, 3.1, 7.77, every[-1][0] - 0.01):
+            w = reader.window(t, before=2, after=1)
+            k = next(i for i, (sec, _) in enumerate(every) if sec >= t - 0.5 / fps)
+            assert np.array_equal(w.source(w.target).rgb, every[k][1]), (container, t, k)
+            assert np.array_equal(w.source(w.target - 1).rgb, every[k - 1][1])
+    finally:
+        reader.close()
