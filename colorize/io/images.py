@@ -112,6 +112,8 @@ def encode_image(path: Path, rgb: np.ndarray, alpha: np.ndarray | None = None, q
             params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
     elif codec == "webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, quality]
+    elif codec == "tiff":  # OpenCV's default, LZW, is unreadable to tifffile without imagecodecs; zlib is everywhere
+        params = [cv2.IMWRITE_TIFF_COMPRESSION, cv2.IMWRITE_TIFF_COMPRESSION_ADOBE_DEFLATE]
     ok, buf = cv2.imencode(Path(path).suffix.lower(), img, params)
     if not ok:
         raise MediaError("the image encoder failed", path)
