@@ -271,11 +271,6 @@ class MediaWriter:
         cc.thread_count = 0
         self.matrix = yuv_matrix(info)
         self.full_range = is_full_range(info.pix_fmt, info.color_range) or self.pix_fmt.startswith("yuvj")
-        self._tags = {
-            "colorspace": enum_value(COLORSPACES, matrix_tag),
-            "color_range": enum_value(RANGES, range_tag),
-            "color_primaries": enum_value(PRIMARIES, info.color_primaries),
-            "color_trc": enum_value(TRANSFERS, info.color_trc),
         # A Y'CbCr input that leaves its matrix or range unspecified gives an output that does too:
         # we then work in what players assume for it (BT.709 from 720 lines up, else BT.601; limited
         # range), so the pictures agree, and the tags claim no more than the input did. Grey and RGB
@@ -284,6 +279,11 @@ class MediaWriter:
         matrix_tag = None if from_yuv and info.colorspace is None else self.matrix
         range_tag = None if from_yuv and info.color_range is None and not self.full_range else (
             "pc" if self.full_range else "tv")
+        self._tags = {
+            "colorspace": enum_value(COLORSPACES, matrix_tag),
+            "color_range": enum_value(RANGES, range_tag),
+            "color_primaries": enum_value(PRIMARIES, info.color_primaries),
+            "color_trc": enum_value(TRANSFERS, info.color_trc),
         }
         for key, value in self._tags.items():
             setattr(cc, key, value)
