@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import sys
+import textwrap
 
 import click
 
@@ -20,7 +23,7 @@ def _weights_record(name: str, info) -> dict:
         "size_bytes": None,
         "sha256": rec.get("sha256"),
         "params": rec.get("params"),
-        "data": rec.get("data"),
+        "data": _describe_data(rec.get("data")),
         "steps": rec.get("steps"),
         "metrics": rec.get("metrics") or rec.get("eval"),
     }
@@ -30,6 +33,15 @@ def _weights_record(name: str, info) -> dict:
         if path.is_file():
             out["size_bytes"] = path.stat().st_size
     return out
+
+
+def _describe_data(text: str | None) -> str | None:
+    """What the training data was, without the development setup's folder names (a user has no
+    ``shared/data``; "dev_eval" is the held-out evaluation set)."""
+    if not text:
+        return text
+    text = re.sub(r"\bshared/data\s+", "", text)
+    return text.replace("never dev_eval", "never the held-out evaluation clips")
 
 
 def _try_load(name: str) -> tuple[bool, str]:
@@ -43,19 +55,27 @@ def _try_load(name: str) -> tuple[bool, str]:
     return True, "ok"
 
 
-def _fmt_metrics(m) -> str:
-    if not m:
+def _fmt_figures(m) -> str:
+    """The evaluation figures a user compares models by: PSNR gain over the grey input, and
+    colourfulness and flicker as ratios of the originals' (1.0 = as colourful / as steady as them)."""
+    if not isinstance(m, dict) or not m:
         return "-"
-    if isinstance(m, dict):
-        parts = []
-        for k, v in m.items():
-            if isinstance(v, float):
-                v = f"{v:.3g}"
-            elif isinstance(v, (dict, list)):
-                continue
-            parts.append(f"{k}={v}")
-        return ", ".join(parts) or "-"
-    return str(m)
+    ev = m.get("dev_eval") if isinstance(m.get("dev_eval"), dict) else {}
+    gain = m.get("psnr_gain_db", ev.get("psnr_gain"))
+    parts = []
+    if isinstance(gain, (int, float)):
+        parts.append(f"PSNR gain {gain:+.2f} dB")
+    for key, label in (("colourfulness_ratio", "colourfulness"), ("flicker_ratio", "flicker")):
+        if isinstance(ev.get(key), (int, float)):
+            parts.append(f"{label} {ev[key]:.2f}")
+    if not parts:
+        return "-"
+    text = ", ".join(parts) + " (colourfulness and flicker: output / original)"
+    where = m.get("eval_mode")
+    if isinstance(where, str):
+        text += "; " + where.replace("dev_eval clips", "held-out evaluation clips").replace(
+            "dev_eval clip", "held-out evaluation clip")
+    return text
 
 
 def _fmt_size(n) -> str:
@@ -88,6 +108,9 @@ def report_models(as_json: bool = False, no_load: bool = False) -> int:
             "needs_reference": info.needs_reference,
             "supports_diverse": info.supports_diverse,
             "default": name in (DEFAULT_AUTO_MODEL, DEFAULT_REFERENCE_MODEL),
+            # which default: "automatic" (no --ref), "reference" (with --ref), or None
+            "default_for": ("automatic" if name == DEFAULT_AUTO_MODEL else
+                            "reference" if name == DEFAULT_REFERENCE_MODEL else None),
             "weights": _weights_record(name, info),
         }
         if not no_load:
@@ -99,22 +122,43 @@ def report_models(as_json: bool = False, no_load: bool = False) -> int:
         for rec in rows:
             click.echo(json.dumps(rec))
     else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title="colorize models", show_lines=True)
-        for col in ("model", "weights", "size", "sha256", "params", "data", "eval", "loads"):
-            table.add_column(col, overflow="fold")
-        for rec in rows:
-            w = rec["weights"]
-            name = rec["name"] + (" (default)" if rec["default"] else "")
-            loads = "-" if no_load else ("yes" if rec["loads"] else f"no: {rec['load_message']}")
-            table.add_row(
-                name, w.get("file") or "user-supplied (--weights)",
-                _fmt_size(w["size_bytes"]) if w.get("file") else "-",
-                (w["sha256"] or "-")[:16], str(w["params"] or "-"), str(w["data"] or "-"),
-                _fmt_metrics(w["metrics"]), loads,
-            )
-        Console(width=max(100, Console().width)).print(table)
+        click.echo(_render(rows, no_load))
     failing = [r for r in rows if r.get("loads") is False and r["weights"].get("file")]
     return EXIT_FAILED if failing else EXIT_OK
+
+
+_DEFAULT_TEXT = {"automatic": "default automatic model", "reference": "default model with --ref"}
+
+
+def _render(rows: list[dict], no_load: bool) -> str:
+    """One block per model, a labelled line per fact, wrapped to the terminal (100 columns when
+    piped): as readable in a log as on screen, however long a value is."""
+    width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+    width = max(60, width)
+    blocks = []
+    for rec in rows:
+        w = rec["weights"]
+        head = rec["name"]
+        notes = [_DEFAULT_TEXT[rec["default_for"]]] if rec["default_for"] else []
+        if rec["needs_reference"]:
+            notes.append("needs --ref")
+        if notes:
+            head += f" ({', '.join(notes)})"
+        if w.get("file"):
+            weights = f"{w['file']}, {_fmt_size(w['size_bytes'])}, sha256 {(w['sha256'] or '-')[:16]}"
+            if w.get("params"):
+                weights += f", {w['params']:,} parameters"
+            if w.get("steps"):
+                weights += f", {w['steps']:,} training steps"
+        else:
+            weights = "none shipped: your own copy (--weights)"
+        facts = [("model", rec["summary"]), ("paper", rec["paper"]), ("weights", weights),
+                 ("data", w.get("data") or "-"), ("figures", _fmt_figures(w.get("metrics")))]
+        if not no_load:
+            facts.append(("loads", "yes" if rec["loads"] else f"no: {rec['load_message']}"))
+        lines = [head]
+        for label, value in facts:
+            lines += textwrap.wrap(str(value), width, initial_indent=f"  {label + ':':9}",
+                                   subsequent_indent=" " * 11, break_on_hyphens=False) or [f"  {label}:"]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
