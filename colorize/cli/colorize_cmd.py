@@ -75,7 +75,7 @@ def _shard_ok(ctx, param, value):
     try:
         return Shard.parse(value)
     except UsageError as exc:
-        raise click.BadParameter(str(exc).removeprefix(f"--shard {value!r}: "))
+        raise click.BadParameter(str(exc).split(": ", 1)[-1])  # click names the option itself
 
 
 def _list_models(ctx, param, value):
