@@ -2,7 +2,9 @@
 
 For every frame, the chroma samples (4:2:0) whose four luma pixels are all pure black in the
 input (Y' at or below the range's black, e.g. the pillarbox bars of a film) are checked in the
-output: the share whose U and V are exactly 128, and the largest deviation. The dark cast (mean
+output: the share whose U and V are exactly 128, and the largest deviation; the same for the
+samples at least one codec block inside the black area (a lossy codec rings a little across the
+edge of the picture). The dark cast (mean
 chroma |ab| of the output's pixels with L < 10, and the input's) is printed next to it.
 
     python benchmarks/neutral_blacks.py FILM [--ref STILL] [--models selfreg lstm exemplar]
@@ -21,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import torch
 
@@ -42,6 +45,7 @@ def _planes(path: Path, frames: int | None):
 def measure(film: Path, out: Path, frames: int | None, black: int = 16) -> dict:
     total = exact = 0
     worst = 0
+    inner_total = inner_exact = inner_worst = 0
     dark = dark_in = 0.0
     n_dark = 0
     for (pin, _), (pout, rgb_out) in zip(_planes(film, frames), _planes(out, frames)):
@@ -52,6 +56,14 @@ def measure(film: Path, out: Path, frames: int | None, black: int = 16) -> dict:
         exact += int(((u == 128) & (v == 128)).sum())
         if blk.any():
             worst = max(worst, int(np.abs(u - 128).max()), int(np.abs(v - 128).max()))
+        # Inside the black area: samples at least 8 chroma samples (one codec block) from any
+        # non-black one, where a lossy codec's ringing at the picture's edge cannot reach.
+        inner = cv2.erode(blk.astype(np.uint8), np.ones((17, 17), np.uint8), borderType=cv2.BORDER_REPLICATE) > 0
+        if inner.any():
+            ui, vi = pout[1][inner].astype(int), pout[2][inner].astype(int)
+            inner_total += int(inner.sum())
+            inner_exact += int(((ui == 128) & (vi == 128)).sum())
+            inner_worst = max(inner_worst, int(np.abs(ui - 128).max()), int(np.abs(vi - 128).max()))
         lab = rgb_to_lab(torch.from_numpy(rgb_out).permute(2, 0, 1)[None].float() / 255)
         s, n = dark_cast_sum(lab[:, :1], lab[:, 1:])
         dark += s
@@ -59,6 +71,8 @@ def measure(film: Path, out: Path, frames: int | None, black: int = 16) -> dict:
         lab_in = rgb_to_lab(torch.from_numpy(_rgb(pin)).permute(2, 0, 1)[None].float() / 255)
         dark_in += dark_cast_sum(lab_in[:, :1], lab_in[:, 1:])[0]
     return {"black_samples": total, "exact_share": exact / total if total else float("nan"), "max_dev": worst,
+            "inner_samples": inner_total, "inner_exact_share": inner_exact / inner_total if inner_total else float("nan"),
+            "inner_max_dev": inner_worst,
             "dark_cast": dark / n_dark if n_dark else float("nan"),
             "dark_cast_input": dark_in / n_dark if n_dark else float("nan")}
 
@@ -92,7 +106,8 @@ def main() -> None:
             subprocess.run(cmd, check=True)
             m = measure(args.film, out, args.frames)
             print(f"{model:9s} black chroma samples {m['black_samples']:9d}  exactly neutral {m['exact_share']:.4%}  "
-                  f"max |U-128|,|V-128| {m['max_dev']:3d}  dark cast {m['dark_cast']:.2f} "
+                  f"max |U-128|,|V-128| {m['max_dev']:3d}  (8+ samples inside: {m['inner_exact_share']:.4%}, "
+                  f"max {m['inner_max_dev']})  dark cast {m['dark_cast']:.2f} "
                   f"(input {m['dark_cast_input']:.2f})")
 
 

