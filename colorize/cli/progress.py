@@ -103,7 +103,7 @@ class PlainReporter(Reporter):
             self._frames = event.frames
             self._name = str(event.input)
             total = plural(event.frames, "frame") if event.frames else "frames unknown"
-            target = f" -> {event.output}" if event.output is not None else ""
+            target = f" -> {_paths(event.candidates or [event.output])}" if event.output is not None else ""
             self.message(f"[{event.position}/{event.files}] {event.input}{target} ({total})")
         elif isinstance(event, ev.FrameDone):
             if now - self._last >= self.interval:

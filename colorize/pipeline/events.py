@@ -83,6 +83,7 @@ class FileStarted:
     # False when the runner already knows it will not colourize this input (its output exists, or it
     # could not be probed): its frames are then not part of BatchStarted.frames.
     will_run: bool = True
+    candidates: tuple[Path, ...] = ()  # --pick all: the files the set will be written as
 
 
 @dataclass(frozen=True)

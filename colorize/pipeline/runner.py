@@ -146,7 +146,9 @@ class Runner:
         total = sum(frames) if all(f is not None for f in frames) else None
         self.on_event(ev.BatchStarted(files=len(jobs), frames=total))
         for pos, (job, run) in enumerate(zip(jobs, will_run), 1):
-            self.on_event(ev.FileStarted(job.input, job.output, pos, len(jobs), _estimate(job.info), run))
+            sets = self.config.diverse > 1 and self.config.pick == "all" and job.output is not None
+            candidates = tuple(self._outputs_for(job.output)) if sets else ()
+            self.on_event(ev.FileStarted(job.input, job.output, pos, len(jobs), _estimate(job.info), run, candidates))
             result = self.run_job(job)
             self.on_event(ev.FileFinished(result))
             yield result

@@ -123,4 +123,5 @@ def test_pick_all_json_names_written_files(tmp_path, register_fake):
     assert all(Path(p).exists() for p in rec["output"])
     assert rec["picked"] is None and len(rec["saturations"]) == 2
     assert "done: " + str(tmp_path / "d_colorized_0.mp4") in r.stderr
+    assert f"-> {tmp_path / 'd_colorized_0.mp4'}, {tmp_path / 'd_colorized_1.mp4'} (3 frames)" in r.stderr
     assert not (tmp_path / "d_colorized.mp4").exists()

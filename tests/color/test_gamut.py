@@ -121,7 +121,7 @@ def test_the_pipeline_reaches_pictures_only_through_finish_ab():
 
 def test_dark_ramp_closes_chroma_in_deep_shadows_only():
     l = torch.tensor([6.9, 9.5, 12.0, 30.0]).view(1, 1, 1, 4)
-    ab = torch.tensor([5.0, 5.0]).view(1, 2, 1, 1).expand(1, 2, 1, 4)
+    ab = torch.tensor([20.0, 20.0]).view(1, 2, 1, 1).expand(1, 2, 1, 4)
     c = limit_chroma(l, ab).norm(dim=1)[0, 0]
     assert c[0] == 0 and 0 < c[1] < c[2] and torch.allclose(c[2:], ab[0, :, 0, 2:].norm(dim=0))
     with pytest.raises(ValueError):
