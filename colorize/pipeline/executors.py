@@ -36,7 +36,7 @@ class LocalExecutor:
 
 
 class RayExecutor:
-    """Runs every call as a Ray task (``num_cpus`` each), connecting or starting Ray as needed.
+    """Runs every call as a Ray task (``task_cpus``/``task_gpus`` each), connecting or starting Ray.
 
     ``address``: a cluster address; None = ``RAY_ADDRESS`` if set, else a local instance with
     ``local_cpus`` CPUs (None: all). A Ray session this executor started is shut down by
@@ -45,11 +45,12 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, task_cpus: float = 1, local_cpus: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(self, address: str | None = None, task_cpus: float = 1, task_gpus: float = 0,
+                 local_cpus: int | None = None, env: dict[str, str] | None = None) -> None:
         ray = _import_ray()
         self._ray = ray
         self.task_cpus = task_cpus
+        self.task_gpus = task_gpus
         self._started = False
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS") or None
@@ -63,7 +64,7 @@ class RayExecutor:
 
     def map(self, fn: Callable, args: Sequence[tuple]) -> Iterator[tuple[int, object]]:
         ray = self._ray
-        remote = ray.remote(num_cpus=self.task_cpus, max_retries=0)(_call)
+        remote = ray.remote(num_cpus=self.task_cpus, num_gpus=self.task_gpus, max_retries=0)(_call)
         refs = [remote.remote(fn, *a) for a in args]
         position = {r: i for i, r in enumerate(refs)}
         pending = list(refs)
