@@ -219,6 +219,10 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
             nonlocal current
             if isinstance(event, ev.FileStarted):
                 current = event
+            if isinstance(event, ev.Notice):  # a resumed or restarted segmented run
+                if not quiet:
+                    reporter.message(f"colorize: {event.text}")
+                return
             reporter(event)
 
         runner.on_event = track
@@ -238,10 +242,13 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
                     traceback.print_exception(type(exc), exc, exc.__traceback__)
             if as_json:
                 click.echo(json.dumps(result.as_json()))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if reporter is not None:
             reporter.close(summary=False)
         _err("interrupted; the output being written was removed, finished outputs are kept")
+        hint = getattr(exc, "hint", None)  # segments.SegmentsKept: how to resume or discard
+        if hint:
+            _err(hint)
         if as_json and current is not None:
             click.echo(json.dumps({"input": str(current.input), "output": str(current.output),
                                    "status": "interrupted", "frames": 0, "seconds": 0.0,

@@ -25,7 +25,7 @@ The contract with the pipeline — all names re-exported here:
   are written as stored, so a rotated phone clip plays unrotated.
 """
 
-from colorize.io.decode import SourceFrame, iter_frames
+from colorize.io.decode import SourceFrame, iter_frame_range, iter_frames
 from colorize.io.encode import EncodeOptions, MediaWriter, output_path_for
 from colorize.io.errors import MediaError
 from colorize.io.probe import IMAGE_EXTENSIONS, MediaInfo, StreamInfo, probe
@@ -38,6 +38,7 @@ __all__ = [
     "MediaWriter",
     "SourceFrame",
     "StreamInfo",
+    "iter_frame_range",
     "iter_frames",
     "output_path_for",
     "probe",

@@ -122,3 +122,91 @@ def _check_complete(path: Path, info: MediaInfo, decoded: int, last_time, durati
         raise MediaError(
             f"truncated or corrupt: video stops at {float(last_time) - start:.2f}s of {duration_s:.2f}s", path
         )
+
+
+
+def iter_frame_range(path: Path, info: MediaInfo, start: int, stop: int | None,
+                     start_pts: int | None = None) -> Iterator[SourceFrame]:
+    """Yield frames ``start`` .. ``stop - 1`` (indices as :func:`iter_frames` numbers them).
+
+    With ``start_pts`` (the pts of frame ``start``, as a planning pass saw it) the demuxer seeks to
+    the keyframe at or before it and frames are skipped up to that pts, so a segment deep in a film
+    costs one GOP of decoding, not the film up to it; when the seek cannot place the frame (no pts,
+    a seek that lands after it) the file is decoded from the start and frames are counted. Pixels
+    are converted only for the frames yielded. No truncation check: the planning pass decoded the
+    whole file with :func:`iter_frames`.
+    """
+    path = Path(path)
+    if stop is not None and stop <= start:
+        return
+    frames = None
+    if start_pts is not None and start > 0:
+        seeked = _seeked(path, info, start, start_pts)
+        first = next(seeked, None)
+        if first is not None:
+            frames = _chain(first, seeked)
+    if frames is None:
+        frames = _counted(path, info)
+    for index, frame in frames:
+        if stop is not None and index >= stop:
+            return
+        if index < start:
+            continue
+        if (frame.width, frame.height) != (info.width, info.height):
+            raise MediaError(f"the picture size changes at frame {index}; split the file at that point first", path)
+        tb = Fraction(frame.time_base) if frame.time_base is not None else None
+        yield SourceFrame(index=index, pts=frame.pts, time_base=tb, rgb=frame_to_rgb(frame, info), frame=frame)
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _open_video(path: Path, info: MediaInfo):
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except av.FFmpegError as err:
+        raise MediaError(f"cannot open ({describe_av_error(err)})", path) from err
+    stream = container.streams[info.video_index] if info.video_index < len(container.streams) else None
+    if stream is None or stream.type != "video":
+        stream = pick_video_stream(container)
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def _counted(path: Path, info: MediaInfo):
+    """(index, av.VideoFrame) from the first frame on."""
+    container, stream = _open_video(path, info)
+    with container:
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                yield index, frame
+                index += 1
+        except av.FFmpegError as err:
+            raise MediaError(f"corrupt or truncated video at frame {index} ({describe_av_error(err)})", path) from err
+
+
+def _seeked(path: Path, info: MediaInfo, start: int, start_pts: int):
+    """(index, av.VideoFrame) from frame ``start`` (pts ``start_pts``) on, after a seek; nothing
+    when the seek does not land at or before that frame."""
+    container, stream = _open_video(path, info)
+    with container:
+        try:
+            container.seek(start_pts, stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            return
+        index = None
+        try:
+            for frame in container.decode(stream):
+                if index is None:
+                    if frame.pts is None or frame.pts > start_pts:
+                        return
+                    if frame.pts < start_pts:
+                        continue
+                    index = start
+                yield index, frame
+                index += 1
+        except av.FFmpegError as err:
+            raise MediaError(f"corrupt or truncated video at frame {index} ({describe_av_error(err)})", path) from err

@@ -185,10 +185,14 @@ def _write_error(err: BaseException, final: Path) -> MediaError:
 class MediaWriter:
     """Encode frames to a temporary file beside ``final_path``; ``commit`` renames it into place."""
 
-    def __init__(self, final_path: Path, info: MediaInfo, options: EncodeOptions = EncodeOptions()) -> None:
+    def __init__(self, final_path: Path, info: MediaInfo, options: EncodeOptions = EncodeOptions(),
+                 copy_streams: bool = True) -> None:
         self.final_path = Path(os.path.abspath(final_path))
         self.info = info
         self.options = options
+        # False for the segments of a film (colorize.pipeline.segments): the video alone, the other
+        # streams are copied once when the segments are joined (colorize.io.join).
+        self.copy_streams = copy_streams
         self.frames_written = 0
         self._file = None
         self._container = None
@@ -212,7 +216,8 @@ class MediaWriter:
             codec_id = _codec_id_name(options.codec)
             if codec_id not in supported_codecs(self._format) and options.codec not in supported_codecs(self._format):
                 raise MediaError(f"{self.final_path.suffix} files cannot hold {options.codec} video; use .mkv", self.final_path)
-            check_streams_fit(info.path, info.video_index, self.final_path)
+            if copy_streams:
+                check_streams_fit(info.path, info.video_index, self.final_path)
 
         stem, ext = self.final_path.stem, self.final_path.suffix
         self.temp_path = folder / f".{stem}.partial-{secrets.token_hex(4)}{ext}"
@@ -246,7 +251,7 @@ class MediaWriter:
             for index, s in order:
                 if index == info.video_index:
                     self._video = self._add_video(out, codec_id, fps)
-                elif is_copied(s, info.video_index):
+                elif self.copy_streams and is_copied(s, info.video_index):
                     self._copier.add(out, index)
 
     def _add_video(self, out, codec_id: str, fps: Fraction):
@@ -402,6 +407,10 @@ class MediaWriter:
         for packet in self._video.encode(frame):
             self._mux_video(packet)
 
+    def _flush_video(self) -> None:
+        for packet in self._video.encode(None):
+            self._mux_video(packet)
+
     def _mux_video(self, packet) -> None:
         ts = packet.dts if packet.dts is not None else packet.pts
         if ts is not None and packet.time_base is not None:
@@ -421,8 +430,7 @@ class MediaWriter:
             if self.frames_written == 0:
                 raise MediaError("no frames were written; output discarded", self.final_path)
             if self._container is not None:
-                for packet in self._video.encode(None):
-                    self._mux_video(packet)
+                self._flush_video()
                 self._copier.mux_until(self._container, None)
                 track = 1 + sum(1 for s in self._container.streams
                                 if s.index < self._video.index and s.type != "attachment")

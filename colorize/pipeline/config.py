@@ -39,6 +39,10 @@ class RunConfig:
     refine_passes:  refinement passes for models that have one; None = the model's default.
     overwrite:      replace existing outputs instead of skipping the input.
     scene_threshold: sensitivity of the scene-cut detector (see ``scenes.SceneCutDetector``).
+    segment_frames: a video is processed as segments of at most this many frames, cut where shots
+                    start (long shots split), each resumable (``colorize.pipeline.segments``);
+                    0 = in one piece. ``--diverse`` runs are always in one piece.
+    warmup_frames:  frames colourized and discarded before a segment that starts inside a shot.
     extra_model_options: further ``create_model`` options as (name, value) pairs, e.g.
                     ``(("saturation_boost", False),)`` for devc; the runner refuses a name that the
                     model's builder does not declare (``registry.model_options``).
@@ -60,6 +64,8 @@ class RunConfig:
     scene_threshold: float = 0.30
     queue_size: int = 8
     contact_sheet_frames: int = 4
+    segment_frames: int = 2000
+    warmup_frames: int = 16
     extra_model_options: tuple[tuple[str, object], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -75,6 +81,8 @@ class RunConfig:
             raise ValueError(f"render size must be at least 16 pixels, got {self.render_size}")
         if self.refine_passes is not None and self.refine_passes < 0:
             raise ValueError(f"refine passes must be >= 0, got {self.refine_passes}")
+        if self.segment_frames < 0 or self.warmup_frames < 0:
+            raise ValueError("segment_frames and warmup_frames must be >= 0")
         if self.queue_size < 1:
             raise ValueError("queue_size must be >= 1")
 

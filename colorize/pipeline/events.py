@@ -93,5 +93,13 @@ class FrameDone:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """Something the user should read about one input (a resumed or restarted segmented run)."""
+
+    input: Path
+    text: str
+
+
+@dataclass(frozen=True)
 class FileFinished:
     result: FileResult

@@ -221,6 +221,10 @@ class Runner:
         device = self.device
         enc_kw = {k: v for k, v in (("codec", cfg.codec), ("crf", cfg.crf), ("preset", cfg.preset)) if v is not None}
         options = EncodeOptions(**enc_kw)
+        from colorize.pipeline.segmented import run_segmented, uses_segments
+
+        if uses_segments(cfg, info):  # resumable segments, joined at the end (pipeline/segmented.py)
+            return run_segmented(self, job, finals, result, work_hw, rot_k)
 
         def prepared() -> Iterator[tuple[object, torch.Tensor, torch.Tensor]]:
             with torch.inference_mode():

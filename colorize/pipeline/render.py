@@ -1,0 +1,243 @@
+"""The frame work of a segmented run: find the shots, colourize a range of frames, render a segment.
+
+* :func:`scan_shots` — one decoding pass over the film that finds the shots exactly as a one-piece
+  run does (same working-size L, same scene-cut detector, same reference ranges and choices);
+* :func:`colorize_range` — frames ``start`` .. ``stop - 1`` of a film, colourized as in a one-piece
+  run: decoding starts at the warm-up frame (seeking), the model sees the warm-up frames and, for a
+  model that answers late (a look-ahead), the frames after ``stop`` it needs; those outputs are
+  dropped. ``--preview`` can use it for a few frames anywhere in a film;
+* :func:`render_segment` — segment ``i`` of a :class:`~colorize.pipeline.segments.SegmentPlan`
+  encoded into the work folder: a self-contained, picklable call for an executor in another
+  process (it builds the model from the plan's config when it is not given one).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from colorize.pipeline.errors import ModelError
+from colorize.pipeline.segments import PartRecord, SegmentPlan, encode_options, sha256_file
+from colorize.pipeline.stages import BackgroundIterator, BackgroundWorker
+
+
+def _work_l(src, work_hw, rot_k: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L at working size in display orientation on ``device``, full-size L on the CPU): the same
+    arithmetic as the one-piece runner."""
+    from colorize.color.merge import full_l, rgb_to_work_l
+
+    l_work = rgb_to_work_l(src.rgb, work_hw).to(device, torch.float32)
+    if rot_k:
+        l_work = torch.rot90(l_work, rot_k, dims=(-2, -1))
+    return l_work, full_l(src.rgb)
+
+
+def _seconds(src) -> float | None:
+    return float(src.pts * src.time_base) if src.pts is not None and src.time_base else None
+
+
+@dataclass
+class Shots:
+    """What :func:`scan_shots` finds."""
+
+    frames: int
+    pts: list[int | None]
+    cuts: list[int]
+    shot_refs: list[int | None]
+    records: list[dict]
+
+
+def scan_shots(path: Path, info, work_hw, rot_k: int, scene_threshold: float, references: list,
+               score_fn: Callable | None, on_frame: Callable[[int], None] | None = None) -> Shots:
+    """Decode the film once and find its shots as the one-piece runner does (cut = detector or a
+    change of reference time range; a reference chosen at each shot's first frame)."""
+    from colorize.color.merge import rgb_to_work_l
+    from colorize.io import MediaError, iter_frames
+    from colorize.pipeline.references import ReferenceChooser
+    from colorize.pipeline.scenes import SceneCutDetector
+
+    detector = SceneCutDetector(scene_threshold)
+    chooser = ReferenceChooser(references, info.fps) if references else None
+    pts: list[int | None] = []
+    cuts: list[int] = []
+    shot_refs: list[int | None] = []
+    range_key = None
+
+    def prepared():
+        with torch.inference_mode():
+            for src in iter_frames(path, info):
+                yield src.index, src.pts, _seconds(src), rgb_to_work_l(src.rgb, work_hw)
+
+    decode = BackgroundIterator(prepared, 8, name="scan")
+    try:
+        with torch.inference_mode():
+            for n, (index, p, seconds, l_work) in enumerate(decode):
+                if rot_k:
+                    l_work = torch.rot90(l_work, rot_k, dims=(-2, -1))
+                cut = detector.is_cut(l_work) and n > 0
+                if chooser is not None:
+                    key = chooser.range_key(index, seconds)
+                    cut = cut or (n > 0 and key != range_key)
+                    range_key = key
+                if cut:
+                    cuts.append(index)
+                if n == 0 or cut:
+                    if chooser is not None:
+                        ref = chooser.choose(index, seconds, l_work, score_fn)
+                        shot_refs.append(next(i for i, r in enumerate(references) if r is ref))
+                    else:
+                        shot_refs.append(None)
+                pts.append(p)
+                if on_frame is not None:
+                    on_frame(n + 1)
+    finally:
+        decode.close()
+    if not pts:
+        raise MediaError(f"{path}: no video frames could be decoded")
+    records = chooser.shots if chooser is not None else [{"first_frame": 0}] + [{"first_frame": c} for c in cuts]
+    return Shots(len(pts), pts, cuts, shot_refs, records)
+
+
+def colorize_range(model, plan: SegmentPlan, start: int, stop: int, decode_from: int,
+                   decode_pts: int | None, references: list, device, queue_size: int = 8,
+                   timings: dict | None = None) -> Iterator[tuple[object, torch.Tensor, torch.Tensor]]:
+    """Yield ``(src, l_full, ab)`` for frames ``start`` .. ``stop - 1`` in order (ab: (D, 2, h, w)
+    at working size, display orientation), computed after a warm-up from ``decode_from`` (which
+    must not lie before the shot's first frame). The model is reset first; its state is its own
+    afterwards. ``timings`` (optional) accumulates ``model_s`` and ``decode_wait_s``."""
+    from colorize.io import iter_frame_range
+
+    cuts = set(plan.cuts)
+    d = model.num_outputs
+    info = plan.info
+
+    def set_shot(frame: int) -> None:
+        ref = plan.shot_refs[plan.shot_of(frame)] if plan.shot_refs else None
+        if ref is not None:
+            model.set_reference(references[ref].lab.to(device))
+
+    def prepared():
+        with torch.inference_mode():
+            for src in iter_frame_range(plan.input, info, decode_from, None, decode_pts):
+                yield (src, *_work_l(src, plan.work_hw, plan.rot_k, "cpu"))
+
+    pending: dict[int, tuple[object, torch.Tensor]] = {}
+    wanted = stop  # frames below this are still owed
+    owed = set(range(start, stop))
+    decode = BackgroundIterator(prepared, queue_size, name="decode")
+    clock = {"model_s": 0.0}
+
+    def timed_call(fn, *args):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        clock["model_s"] += time.perf_counter() - t0
+        return out
+
+    try:
+        with torch.inference_mode():
+            model.reset()
+            set_shot(decode_from)
+
+            def take(ready):
+                for index, ab in ready:
+                    item = pending.pop(index, None)
+                    if item is None:
+                        raise ModelError(f"model returned frame {index}, which is not pending")
+                    if ab.dim() != 4 or ab.shape[0] != d or ab.shape[1] != 2:
+                        raise ModelError(f"model returned ab of shape {tuple(ab.shape)}, expected ({d}, 2, H, W)")
+                    if index in owed:
+                        owed.discard(index)
+                        yield item[0], item[1], ab
+
+            for src, l_work, l_full in decode:
+                i = src.index
+                if i in cuts and i > decode_from:
+                    yield from take(timed_call(model.flush))
+                    model.reset()
+                    if not owed:
+                        break
+                    set_shot(i)
+                if i >= wanted and not owed:
+                    break
+                pending[i] = (src, l_full)
+                yield from take(timed_call(model.push, i, l_work.to(device)))
+                if not owed:
+                    break
+            else:
+                yield from take(timed_call(model.flush))
+    finally:
+        decode.close()
+        if timings is not None:
+            timings["model_s"] = timings.get("model_s", 0.0) + clock["model_s"]
+            timings["decode_wait_s"] = timings.get("decode_wait_s", 0.0) + decode.wait_s
+    if owed:
+        raise ModelError(f"frames {sorted(owed)[:5]} were never returned (the film ends at fewer frames?)")
+
+
+def _full_ab(ab: torch.Tensor, l_full: torch.Tensor, rot_k: int):
+    """ab at working size -> float32 (D, H, W, 2) numpy at full size, as the one-piece runner
+    (through color.gamut.finish_ab, the one path from a model's chroma to the picture)."""
+    from colorize.color.gamut import finish_ab
+
+    if rot_k:
+        ab = torch.rot90(ab, -rot_k, dims=(-2, -1))
+    ab_full = finish_ab(ab.float(), l_full.to(ab.device).unsqueeze(0).expand(ab.shape[0], -1, -1, -1))
+    return ab_full.permute(0, 2, 3, 1).float().cpu().numpy()
+
+
+def render_segment(plan: SegmentPlan, index: int, work_dir: Path, runner=None,
+                   on_frame: Callable[[int], None] | None = None, timings: dict | None = None) -> PartRecord:
+    """Render segment ``index`` of ``plan`` into ``work_dir / plan.part_name(index)``.
+
+    ``runner``: a :class:`~colorize.pipeline.runner.Runner` with the model built (the local
+    executor passes its own); None builds one from ``plan.config`` (an executor's worker process).
+    ``on_frame(n)``: called with the number of this segment's frames encoded so far.
+    ``timings``: a dict that accumulates model_s, decode_wait_s, encode_s and encode_wait_s.
+    Returns the :class:`PartRecord` for the journal. The part appears under its name only when
+    complete (MediaWriter's temporary file + rename); on any error nothing is left.
+    """
+    from colorize.io import MediaWriter
+
+    if runner is None:
+        from colorize.pipeline.runner import Runner
+
+        runner = Runner(plan.config)
+    runner.build()
+    model = runner.model
+    seg = plan.segments[index]
+    work_dir = Path(work_dir)
+    final = work_dir / plan.part_name(index)
+    writer = MediaWriter(final, plan.info, encode_options(plan.config), copy_streams=False)
+    done = 0
+
+    def write(src, l_full, ab) -> None:
+        arr = _full_ab(ab, l_full, plan.rot_k)
+        writer.write(src, arr[0], l_full[0].numpy())
+
+    encode = BackgroundWorker(write, plan.config.queue_size, name="encode")
+    try:
+        with torch.inference_mode():
+            for src, l_full, ab in colorize_range(model, plan, seg.start, seg.stop, seg.decode_from,
+                                                  seg.decode_pts, runner.references, runner.device,
+                                                  plan.config.queue_size, timings):
+                encode.put(src, l_full, ab)
+                done += 1
+                if on_frame is not None:
+                    on_frame(done)
+        encode.finish()
+        if timings is not None:
+            timings["encode_s"] = timings.get("encode_s", 0.0) + encode.busy_s
+            timings["encode_wait_s"] = timings.get("encode_wait_s", 0.0) + encode.wait_s
+        if writer.frames_written != seg.frames:
+            raise ModelError(f"segment {index} got {writer.frames_written} frames, {seg.frames} expected")
+        writer.commit()
+    except BaseException:
+        encode.cancel()
+        writer.abort()
+        raise
+    return PartRecord(index, final.name, seg.frames, sha256_file(final))
+
