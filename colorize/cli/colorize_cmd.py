@@ -122,6 +122,13 @@ def _list_models(ctx, param, value):
               help="Torch threads on CPU (default: all cores but one, which is left to decoding and "
                    "encoding; heavy models such as devc gain from all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip those inputs).")
+@click.option("--segment-frames", type=click.IntRange(min=0), default=2000, show_default=True, metavar="N",
+              help="Process a video as segments of at most N frames, cut where shots start, kept in a hidden "
+                   ".NAME.parts/ folder until joined: an interrupted run resumes from the finished segments "
+                   "when the same command is run again (0: in one piece).")
+@click.option("--executor", type=click.Choice(("local", "ray")), default="local", show_default=True,
+              help="Where a film's segments are rendered: here, or as tasks on a Ray cluster (the one in "
+                   "RAY_ADDRESS, else a local one started for the run; needs pip install \"colorize[ray]\").")
 @click.option("--preview", type=click.IntRange(1, 200), default=None, metavar="N",
               help="Colourize only N frames spread over each film (with warm-up for temporal models) and "
                    "write a labelled contact sheet NAME_preview.png instead of the film; seconds, not hours.")
@@ -136,8 +143,8 @@ def _list_models(ctx, param, value):
               help="List the models (same as `colorize models`, whatever files are in this folder) and exit.")
 @click.version_option(package_name="colorize", message="%(prog)s %(version)s")
 def colorize_command(inputs, output, model, refs, weights, device, precision, render_size, codec, crf, preset,
-                     diverse, pick, refine_passes, no_saturation_boost, threads, overwrite, preview, shard,
-                     as_json, quiet, debug):
+                     diverse, pick, refine_passes, no_saturation_boost, threads, overwrite, segment_frames,
+                     executor, preview, shard, as_json, quiet, debug):
     """Colourize black-and-white videos and stills.
 
     INPUT is a video, a still image (jpg, png, tiff, webp) or a folder of them. Only the chroma
@@ -152,7 +159,7 @@ def colorize_command(inputs, output, model, refs, weights, device, precision, re
         render_size=render_size, codec=codec, crf=crf, preset=preset, diverse=diverse, pick=pick,
         refine_passes=refine_passes, overwrite=overwrite, as_json=as_json, quiet=quiet, debug=debug,
         threads=threads, model_options=model_options_from_flags(no_saturation_boost=no_saturation_boost),
-        shard=shard, preview=preview,
+        shard=shard, preview=preview, segment_frames=segment_frames, executor=executor,
     ))
 
 
@@ -164,12 +171,13 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
                  diverse, pick, refine_passes, overwrite, as_json, quiet, debug, threads: int | None = None,
                  precision: str = "auto",
                  model_options: tuple[tuple[str, object], ...] = (), shard=None,
-                 preview: int | None = None) -> int:
+                 preview: int | None = None, segment_frames: int = 2000, executor: str = "local") -> int:
     """Everything the command does, returning the exit code (library errors -> messages here).
 
     ``model_options``: ``RunConfig.extra_model_options`` (model-specific flags, already checked
     against the model by the runner). ``shard``: a ``colorize.pipeline.shard.Shard`` (``--shard K/N``);
-    ``preview``: sample that many frames per film onto a contact sheet instead of the full run."""
+    ``preview``: sample that many frames per film onto a contact sheet instead of the full run;
+    ``executor``: "local" or "ray" (``colorize.pipeline.executors``), where segments are rendered."""
     import torch
 
     from colorize.cli.progress import make_reporter
@@ -189,6 +197,7 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
     reporter = None
     current: ev.FileStarted | None = None
     failed = 0
+    remote = None  # a Ray executor, closed at the end
     restore_sigterm = _sigterm_as_interrupt()
     try:
         try:
@@ -196,7 +205,7 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
                 model=model or default_model_name(bool(refs)), weights=weights, references=tuple(refs),
                 device=device, precision=precision, render_size=render_size, codec=codec, crf=crf, preset=preset,
                 diverse=diverse, pick=pick, refine_passes=refine_passes, overwrite=overwrite,
-                extra_model_options=tuple(model_options),
+                extra_model_options=tuple(model_options), segment_frames=segment_frames,
             )
             runner = Runner(config)
             jobs = plan_jobs(inputs, output, codec)
@@ -209,6 +218,15 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
             return fail(exc, EXIT_USAGE)
         if runner.device.type == "cpu":
             torch.set_num_threads(threads or cpu_threads())
+        if executor != "local" and preview is None:
+            from colorize.pipeline.executors import make_executor
+
+            try:  # each task computes with the driver's torch threads (same frames as a local run)
+                remote = runner.executor = make_executor(
+                    executor, task_cpus=torch.get_num_threads() if runner.device.type == "cpu" else 1,
+                    task_gpus=1 if runner.device.type == "cuda" else 0, quiet=not debug)
+            except UsageError as exc:
+                return fail(exc, EXIT_USAGE)
         reporter = make_reporter(quiet)
         if shard is not None and not quiet:
             from colorize.pipeline.shard import shard_summary
@@ -267,6 +285,8 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
         return fail(exc, EXIT_FAILED, prefix=f"internal error ({type(exc).__name__}): ")
     finally:
         restore_sigterm()
+        if remote is not None:
+            remote.close()
     reporter.close()
     return EXIT_FAILED if failed else EXIT_OK
 

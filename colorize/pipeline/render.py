@@ -107,8 +107,8 @@ def colorize_range(model, plan: SegmentPlan, start: int, stop: int, decode_from:
                    timings: dict | None = None) -> Iterator[tuple[object, torch.Tensor, torch.Tensor]]:
     """Yield ``(src, l_full, ab)`` for frames ``start`` .. ``stop - 1`` in order (ab: (D, 2, h, w)
     at working size, display orientation), computed after a warm-up from ``decode_from`` (which
-    must not lie before the shot's first frame). The model is reset first; its state is its own
-    afterwards. ``timings`` (optional) accumulates ``model_s`` and ``decode_wait_s``."""
+    must not lie before the shot's first frame). The model is flushed (outputs dropped) and reset
+    first; it may hold frames back afterwards. ``timings`` (optional) accumulates ``model_s`` and ``decode_wait_s``."""
     from colorize.io import iter_frame_range
 
     cuts = set(plan.cuts)
@@ -139,6 +139,7 @@ def colorize_range(model, plan: SegmentPlan, start: int, stop: int, decode_from:
 
     try:
         with torch.inference_mode():
+            timed_call(model.flush)  # what an earlier range left held back (the contract: flush, then reset)
             model.reset()
             set_shot(decode_from)
 
