@@ -46,7 +46,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, task_cpus: float = 1, task_gpus: float = 0,
-                 local_cpus: int | None = None, env: dict[str, str] | None = None) -> None:
+                 local_cpus: int | None = None, env: dict[str, str] | None = None, quiet: bool = True) -> None:
         ray = _import_ray()
         self._ray = ray
         self.task_cpus = task_cpus
@@ -54,7 +54,10 @@ class RayExecutor:
         self._started = False
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS") or None
-            kwargs: dict = {"include_dashboard": False, "log_to_driver": False}
+            import logging
+
+            kwargs: dict = {"include_dashboard": False, "log_to_driver": not quiet,
+                            "logging_level": logging.ERROR if quiet else logging.INFO}
             if address is None and local_cpus is not None:
                 kwargs["num_cpus"] = local_cpus
             if env:

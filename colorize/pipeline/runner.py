@@ -102,6 +102,9 @@ class Runner:
         if config.diverse > 1 and not self.info.supports_diverse:
             raise UsageError(f"model {self.info.name!r} does not produce diverse outputs (--diverse)")
         self.model = None
+        # Where a film's segments are rendered: None = here, one after another; an executor from
+        # colorize.pipeline.executors (--executor ray) sends them to other processes or machines.
+        self.executor = None
         self.render_size = config.render_size or self.info.default_render_size
         # Loaded now, so an unreadable reference is a usage error before any work is done.
         self.references: list[Reference] = [load_reference(s, self.render_size) for s in self.ref_specs]

@@ -105,6 +105,16 @@ def run_segmented(runner, job, finals: list[Path], result: ev.FileResult, work_h
         runner.on_event(ev.FrameDone(job.input, reused))
     t0 = time.perf_counter()
     try:
+        executor = getattr(runner, "executor", None)
+        if executor is not None and executor.name != "local":  # --executor ray (pipeline/distributed.py)
+            from colorize.pipeline.distributed import render_segments
+
+            threads = torch.get_num_threads() if runner.device.type == "cpu" else None
+            todo = [s.index for s in plan.segments if s.index not in journal.parts]
+            for record in render_segments(executor, plan, todo, work, threads, runner.device.type):
+                journal.add(record)
+                done_before += record.frames
+                runner.on_event(ev.FrameDone(job.input, done_before))
         for seg in plan.segments:
             if seg.index in journal.parts:
                 continue
