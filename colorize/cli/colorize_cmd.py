@@ -221,6 +221,11 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
         if executor != "local" and preview is None:
             from colorize.pipeline.executors import make_executor
 
+            if segment_frames == 0 or diverse > 1:  # both run in one piece: nothing to send out
+                why = "--segment-frames 0" if segment_frames == 0 else "--diverse N"
+                return fail(UsageError(f"--executor {executor} renders a film's segments; {why} runs "
+                                       "films in one piece"), EXIT_USAGE)
+
             try:  # each task computes with the driver's torch threads (same frames as a local run)
                 remote = runner.executor = make_executor(
                     executor, task_cpus=torch.get_num_threads() if runner.device.type == "cpu" else 1,

@@ -21,6 +21,15 @@ def test_executor_ray_without_ray_says_how_to_install_it(tmp_path, register_fake
     assert not (tmp_path / "film_colorized.mp4").exists()
 
 
+@pytest.mark.parametrize("extra", [("--segment-frames", "0"), ("--diverse", "2")])
+def test_executor_ray_with_one_piece_runs_is_refused(tmp_path, register_fake, extra):
+    register_fake("fake", diverse=True)
+    clip = make_clip(tmp_path / "film.mp4", frames=4)
+    r = invoke(clip, "--model", "fake", "--device", "cpu", "--executor", "ray", *extra)
+    assert r.exit_code == 2 and "one piece" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4"]
+
+
 def test_unknown_executor_is_refused(tmp_path):
     r = invoke(tmp_path / "x.mp4", "--executor", "dask")
     assert r.exit_code == 2 and "--executor" in r.stderr
