@@ -205,8 +205,52 @@ def _seeked(path: Path, info: MediaInfo, start: int, start_pts: int):
                         return
                     if frame.pts < start_pts:
                         continue
+                    if frame.pts != start_pts:
+                        return  # no frame has that pts: not the planning pass's file
                     index = start
                 yield index, frame
                 index += 1
         except av.FFmpegError as err:
             raise MediaError(f"corrupt or truncated video at frame {index} ({describe_av_error(err)})", path) from err
+
+
+def iter_raw_frames(path: Path, info: MediaInfo) -> Iterator[tuple[int, av.VideoFrame]]:
+    """``(index, av.VideoFrame)`` for every frame, no pixel conversion (a planning pass that needs
+    only the luma plane); the same corrupt/truncated-file checks as :func:`iter_frames`."""
+    path = Path(path)
+    container, stream = _open_video(path, info)
+    with container:
+        index = 0
+        last_time = None
+        try:
+            for frame in container.decode(stream):
+                if (frame.width, frame.height) != (info.width, info.height):
+                    raise MediaError(f"the picture size changes at frame {index} ({info.width}x{info.height} -> "
+                                     f"{frame.width}x{frame.height}); split the file at that point first", path)
+                if frame.pts is not None and frame.time_base is not None:
+                    last_time = frame.pts * Fraction(frame.time_base)
+                yield index, frame
+                index += 1
+        except av.FFmpegError as err:
+            raise MediaError(f"corrupt or truncated video at frame {index} ({describe_av_error(err)})", path) from err
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        _check_complete(path, info, index, last_time, stream_duration(stream), start)
+
+
+def luma_l(frame: av.VideoFrame, info: MediaInfo) -> np.ndarray | None:
+    """L (H, W) float32 0..100 straight from an 8-bit Y' plane, as :func:`frame_to_rgb` followed by
+    ``colorize.color.merge.l_numpy`` gives it for a grey picture (neutral chroma) to within a level's
+    rounding; None for other formats (the caller converts the picture instead)."""
+    name = frame.format.name
+    if name not in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "gray",
+                    "nv12", "nv21", "yuv411p", "yuv410p"):
+        return None
+    from colorize.color.merge import _grey_l_lut
+
+    full = is_full_range(name, info.color_range)
+    levels = np.arange(256, dtype=np.float32)
+    grey = levels if full else np.clip(np.round((levels - 16) * 255 / 219), 0, 255)
+    lut = _grey_l_lut(256)[grey.astype(np.intp)]
+    plane = frame.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    return lut[y]

@@ -54,9 +54,17 @@ class Shots:
 def scan_shots(path: Path, info, work_hw, rot_k: int, scene_threshold: float, references: list,
                score_fn: Callable | None, on_frame: Callable[[int], None] | None = None) -> Shots:
     """Decode the film once and find its shots as the one-piece runner does (cut = detector or a
-    change of reference time range; a reference chosen at each shot's first frame)."""
-    from colorize.color.merge import rgb_to_work_l
-    from colorize.io import MediaError, iter_frames
+    change of reference time range; a reference chosen at each shot's first frame).
+
+    Only the luma plane is read (``io.decode.luma_l``: no RGB conversion, about 5x cheaper than
+    the runner's path, which matters because this pass comes on top of the run); its L matches the
+    runner's to within a code value's rounding, so a cut score would have to sit within about 0.001
+    of the threshold for the two to disagree. Pictures the luma plane cannot stand for (RGB, more
+    than 8 bits) take the runner's conversion. The reference choice at a shot start uses the
+    runner's exact L."""
+    from colorize.color.merge import resize_l, rgb_to_work_l
+    from colorize.io import MediaError
+    from colorize.io.decode import frame_to_rgb, iter_raw_frames, luma_l
     from colorize.pipeline.references import ReferenceChooser
     from colorize.pipeline.scenes import SceneCutDetector
 
@@ -67,15 +75,26 @@ def scan_shots(path: Path, info, work_hw, rot_k: int, scene_threshold: float, re
     shot_refs: list[int | None] = []
     range_key = None
 
+    def exact_l(frame) -> torch.Tensor:
+        l_work = rgb_to_work_l(frame_to_rgb(frame, info), work_hw)
+        return torch.rot90(l_work, rot_k, dims=(-2, -1)) if rot_k else l_work
+
     def prepared():
         with torch.inference_mode():
-            for src in iter_frames(path, info):
-                yield src.index, src.pts, _seconds(src), rgb_to_work_l(src.rgb, work_hw)
+            for index, frame in iter_raw_frames(path, info):
+                l_full = luma_l(frame, info)
+                if l_full is None:
+                    l_work = rgb_to_work_l(frame_to_rgb(frame, info), work_hw)
+                else:
+                    l_work = resize_l(torch.from_numpy(l_full).unsqueeze(0), work_hw)
+                tb = frame.time_base
+                seconds = float(frame.pts * tb) if frame.pts is not None and tb else None
+                yield index, frame, seconds, l_work
 
     decode = BackgroundIterator(prepared, 8, name="scan")
     try:
         with torch.inference_mode():
-            for n, (index, p, seconds, l_work) in enumerate(decode):
+            for n, (index, frame, seconds, l_work) in enumerate(decode):
                 if rot_k:
                     l_work = torch.rot90(l_work, rot_k, dims=(-2, -1))
                 cut = detector.is_cut(l_work) and n > 0
@@ -87,11 +106,11 @@ def scan_shots(path: Path, info, work_hw, rot_k: int, scene_threshold: float, re
                     cuts.append(index)
                 if n == 0 or cut:
                     if chooser is not None:
-                        ref = chooser.choose(index, seconds, l_work, score_fn)
+                        ref = chooser.choose(index, seconds, exact_l(frame), score_fn)
                         shot_refs.append(next(i for i, r in enumerate(references) if r is ref))
                     else:
                         shot_refs.append(None)
-                pts.append(p)
+                pts.append(frame.pts)
                 if on_frame is not None:
                     on_frame(n + 1)
     finally:

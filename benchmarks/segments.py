@@ -1,0 +1,228 @@
+"""Segments: what they cost, what a resume saves, and whether a seam shows.
+
+Prints, for a synthetic film (the example photos panned, one shot each, with an AAC track):
+
+* one-piece s / segmented s / overhead %   the same command with ``--segment-frames 0`` and with
+                                           segments; goal: overhead <= 3 % of wall time
+* kill -9 half-way, then the same command  the re-run's wall time against an uninterrupted run
+                                           (goal: clearly less), and the re-run's output against the
+                                           uninterrupted segmented one: frame count, every pts, the
+                                           audio packets and the decoded frames (goal: identical)
+* seam                                     per model, lossless (FFV1) output of a one-shot film cut
+                                           into segments that start inside the shot, against the
+                                           one-piece run: mean |Cb/Cr difference| on the first frames
+                                           of those segments, next to the one-piece run's own
+                                           frame-to-frame colour change (goal: seam <= the smallest)
+
+Every run is the real command line in a fresh process, with ``--threads`` fixed (bit-identical
+results need the same thread count). Usage::
+
+    python benchmarks/segments.py                              # 600 frames 854x480, selfreg
+    python benchmarks/segments.py --frames 300 --seam-models lstm,selfreg --json
+
+Numbers depend on the machine and on what else runs on it; the script prints its settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_film(path: Path, frames: int, width: int, height: int, shot_frames: int, fps: int = 25) -> Path:
+    """Grey film: each shot a slow pan over one of the example photos; a 440 Hz AAC track."""
+    import cv2
+
+    sources = [cv2.imread(str(ROOT / "examples" / n), cv2.IMREAD_GRAYSCALE) for n in ("photo.jpg", "still.jpg")]
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.options = {"crf": "18", "preset": "fast"}
+        a = out.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(frames):
+            shot, t = divmod(i, shot_frames)
+            img = sources[shot % len(sources)]
+            h, w = img.shape
+            zoom = 0.6 + 0.1 * (shot % 3)
+            ch, cw = int(h * zoom), int(w * zoom)
+            x0 = int((w - cw) * (t / max(1, shot_frames - 1)))
+            y0 = int((h - ch) * (0.5 + 0.4 * np.sin(t / 40 + shot)) / 1)
+            y0 = max(0, min(h - ch, y0))
+            grey = cv2.resize(img[y0:y0 + ch, x0:x0 + cw], (width, height), interpolation=cv2.INTER_AREA)
+            f = av.VideoFrame(width, height, "yuv420p")
+            for k, plane in enumerate(f.planes):
+                view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                view[:, : plane.width] = (16 + grey.astype(np.float32) * 219 / 255).astype(np.uint8) if k == 0 else 128
+            f.pts, f.time_base = i, Fraction(1, fps)
+            for p in v.encode(f):
+                out.mux(p)
+        n = int(48000 * frames / fps)
+        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)).astype(np.float32)
+        for s in range(0, n, 1024):
+            chunk = np.stack([tone[s:s + 1024]] * 2)
+            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            af.sample_rate, af.pts, af.time_base = 48000, s, Fraction(1, 48000)
+            for p in a.encode(af):
+                out.mux(p)
+        for p in list(a.encode()) + list(v.encode()):
+            out.mux(p)
+    return path
+
+
+def colorize_cmd(src: Path, out: Path, args, *extra) -> list[str]:
+    return [sys.executable, "-m", "colorize", str(src), "-o", str(out), "-q", "--device", "cpu",
+            "--threads", str(args.threads), "--model", args.model, *map(str, extra)]
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    return time.perf_counter() - t0
+
+
+def read(path: Path):
+    """(pts list, planes per frame, audio packets)."""
+    with av.open(str(path)) as c:
+        pts, planes = [], []
+        for f in c.decode(video=0):
+            pts.append(f.pts * f.time_base)
+            planes.append([np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy()
+                           for p in f.planes])
+    with av.open(str(path)) as c:
+        audio = [(p.pts, bytes(p)) for p in c.demux(audio=0) if p.size]
+    return pts, planes, audio
+
+
+def max_diff(a, b, planes=(0, 1, 2)) -> int:
+    return max(int(np.abs(x[k].astype(int) - y[k].astype(int)).max()) for x, y in zip(a, b) for k in planes)
+
+
+def kill_half_way(cmd: list[str], out: Path, segments: int) -> float:
+    """Start ``cmd``, SIGKILL it once half the segments are journalled; returns seconds it ran."""
+    journal = out.parent / f".{out.name}.parts" / "journal.json"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while proc.poll() is None:
+        try:
+            done = len(json.loads(journal.read_text())["parts"])
+        except (OSError, ValueError, KeyError):
+            done = 0
+        if done >= segments // 2:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return time.perf_counter() - t0
+        time.sleep(0.05)
+    raise SystemExit("the run finished before it could be killed")
+
+
+def seam(args, folder: Path, model: str) -> dict:
+    """Lossless one-shot film, one-piece vs segments of ``--seam-segment`` frames."""
+    src = folder / "seam_src.mp4"
+    if not src.exists():
+        make_film(src, args.seam_frames, args.seam_width, args.seam_height, shot_frames=args.seam_frames)
+    outs = {}
+    for n in (0, args.seam_segment):
+        out = folder / f"seam_{model}_{n}.mkv"
+        cmd = [sys.executable, "-m", "colorize", str(src), "-o", str(out), "-q", "--device", "cpu", "--threads",
+               str(args.threads), "--codec", "ffv1", "--segment-frames", str(n), "--overwrite"]
+        if model == "exemplar":
+            cmd += ["--ref", str(ROOT / "examples" / "still.jpg")]
+        else:
+            cmd += ["--model", model]
+        timed(cmd)
+        outs[n] = read(out)[1]
+    one, seg = outs[0], outs[args.seam_segment]
+
+    def chroma_mad(a, b) -> float:
+        return float(np.mean([np.abs(a[k].astype(np.float32) - b[k].astype(np.float32)).mean() for k in (1, 2)]))
+
+    starts = list(range(args.seam_segment, args.seam_frames, args.seam_segment))
+    seams = [chroma_mad(one[s + d], seg[s + d]) for s in starts for d in (0, 1) if s + d < len(one)]
+    steps = [chroma_mad(one[t], one[t - 1]) for t in range(1, len(one))]
+    return {"model": model, "boundaries": starts, "seam_max": round(max(seams), 4),
+            "seam_mean": round(float(np.mean(seams)), 4), "max_diff_levels": max_diff(one, seg, (1, 2)),
+            "frame_step_min": round(min(steps), 4), "frame_step_median": round(float(np.median(steps)), 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=600)
+    ap.add_argument("--size", default="854x480")
+    ap.add_argument("--shot-frames", type=int, default=150, help="frames per shot of the film")
+    ap.add_argument("--segment-frames", type=int, default=100)
+    ap.add_argument("--model", default="selfreg")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seam-models", default="selfreg,lstm,exemplar")
+    ap.add_argument("--seam-frames", type=int, default=96)
+    ap.add_argument("--seam-segment", type=int, default=32)
+    ap.add_argument("--seam-width", type=int, default=426)
+    ap.add_argument("--seam-height", type=int, default=240)
+    ap.add_argument("--skip-resume", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    width, height = map(int, args.size.split("x"))
+    report: dict = {"settings": {k: v for k, v in vars(args).items() if k != "json"}}
+    with tempfile.TemporaryDirectory(prefix="colorize-segments-") as tmp:
+        folder = Path(tmp)
+        src = make_film(folder / "film.mp4", args.frames, width, height, args.shot_frames)
+        if not args.skip_resume:
+            seg_opt = ("--segment-frames", args.segment_frames)
+            t_one = timed(colorize_cmd(src, folder / "one.mp4", args, "--segment-frames", 0))
+            t_seg = timed(colorize_cmd(src, folder / "seg.mp4", args, *seg_opt))
+            side = json.loads((folder / "seg.mp4.colorize.json").read_text())
+            segments = side["segments"]["count"]
+            cmd = colorize_cmd(src, folder / "res.mp4", args, *seg_opt)
+            t_killed = kill_half_way(cmd, folder / "res.mp4", segments)
+            t_resume = timed(cmd)
+            one, seg, res = read(folder / "one.mp4"), read(folder / "seg.mp4"), read(folder / "res.mp4")
+            report["overhead"] = {"one_piece_s": round(t_one, 2), "segmented_s": round(t_seg, 2),
+                                  "overhead_pct": round(100 * (t_seg - t_one) / t_one, 2), "segments": segments,
+                                  "segmented_timings": side["timings"]}
+            report["resume"] = {
+                "killed_after_s": round(t_killed, 2), "resumed_run_s": round(t_resume, 2),
+                "uninterrupted_s": round(t_seg, 2), "resumed_over_full": round(t_resume / t_seg, 3),
+                "frames": [len(one[0]), len(seg[0]), len(res[0])],
+                "pts_equal": one[0] == seg[0] == res[0],
+                "audio_packets_equal": one[2] == seg[2] == res[2],
+                "audio_packets": len(res[2]),
+                "decoded_frames_identical_to_uninterrupted": max_diff(seg[1], res[1]) == 0,
+                "max_diff_vs_one_piece_levels": max_diff(one[1], seg[1]),
+            }
+        report["seam"] = [seam(args, folder, m) for m in args.seam_models.split(",") if m]
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    print(f"settings: {report['settings']}")
+    if "overhead" in report:
+        o, r = report["overhead"], report["resume"]
+        print(f"one-piece {o['one_piece_s']} s, segmented {o['segmented_s']} s ({o['segments']} segments): "
+              f"overhead {o['overhead_pct']} %")
+        print(f"kill -9 after {r['killed_after_s']} s, same command again: {r['resumed_run_s']} s "
+              f"({100 * r['resumed_over_full']:.0f} % of an uninterrupted run)")
+        print(f"frames {r['frames']}, pts equal {r['pts_equal']}, audio packets equal {r['audio_packets_equal']} "
+              f"({r['audio_packets']}), decoded frames identical to the uninterrupted run "
+              f"{r['decoded_frames_identical_to_uninterrupted']}; vs one piece (separate encodes): max "
+              f"{r['max_diff_vs_one_piece_levels']} levels")
+    for s in report["seam"]:
+        print(f"seam {s['model']}: mean |dCbCr| at segment starts {s['seam_mean']} (max {s['seam_max']}, "
+              f"max pixel {s['max_diff_levels']} levels); one-piece frame-to-frame change min "
+              f"{s['frame_step_min']}, median {s['frame_step_median']}")
+
+
+if __name__ == "__main__":
+    main()
