@@ -67,7 +67,9 @@ class RayExecutor:
 
     def map(self, fn: Callable, args: Sequence[tuple]) -> Iterator[tuple[int, object]]:
         ray = self._ray
-        remote = ray.remote(num_cpus=self.task_cpus, num_gpus=self.task_gpus, max_retries=0)(_call)
+        # Retried when a worker or node dies (not on the task's own errors): our tasks write their
+        # results by atomic rename, so running one twice is harmless.
+        remote = ray.remote(num_cpus=self.task_cpus, num_gpus=self.task_gpus, max_retries=2)(_call)
         refs = [remote.remote(fn, *a) for a in args]
         position = {r: i for i, r in enumerate(refs)}
         pending = list(refs)
