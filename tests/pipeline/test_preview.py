@@ -194,3 +194,12 @@ def test_seek_with_b_frames_and_vfr_in_every_container(tmp_path, container):
             assert np.array_equal(w.source(w.target - 1).rgb, every[k - 1][1])
     finally:
         reader.close()
+
+
+def test_short_film_gives_each_frame_at_most_once(tmp_path, register_fake):
+    register_fake("fake", delay=1)
+    clip = make_long_clip(tmp_path / "short.mp4", frames=5)
+    (result,) = _preview(tmp_path, clip, count=12, model="fake")
+    assert result.status == "done", result.error
+    frames = [s["frame"] for s in result.samples]
+    assert frames == sorted(set(frames)) and set(frames) <= set(range(5)) and len(frames) >= 4
