@@ -136,19 +136,53 @@ class SeekingReader:
 
         # Aim a little earlier than the first warm-up frame: timestamps of real files are ragged.
         aim = max(0.0, t - (before + 2) / self.fps)
-        if self.time_base:
-            offset = int(math.floor((aim + self.start_s) / float(self.time_base)))
-            self.container.seek(offset, stream=self.stream, backward=True, any_frame=False)
-        else:  # no time base: nothing to seek by; decode from the start (rare, correct, slow)
-            self.container.seek(0)
+        found = self._decode_window(t, before, after, aim if self.time_base else None)
+        if found is None and self.time_base and aim > 0:
+            # The seek landed after the target (a bad index): decode from the start (slow, right).
+            found = self._decode_window(t, before, after, None)
+        if found is None:
+            return None
+        warm, target, tail = found
+
+        def convert(frame, index: int):
+            if (frame.width, frame.height) != (self.info.width, self.info.height):
+                raise MediaError("the picture size changes inside the film; split the file first", self.path)
+            return SourceFrame(index=index, pts=frame.pts,
+                               time_base=Fraction(frame.time_base) if frame.time_base else None,
+                               rgb=frame_to_rgb(frame, self.info), frame=frame)
+
+        return _Window(warm + [target] + tail, len(warm), convert, self.fps)
+
+    def _decode_window(self, t: float, before: int, after: int, aim: float | None):
+        """(warm-up, target, tail) as (seconds, av.VideoFrame) after seeking to ``aim`` seconds
+        (None: the start of the file); None when the seek landed after ``t`` or nothing decoded."""
+        import av
+
+        from colorize.io import MediaError
+        from colorize.io.errors import describe_av_error
+
         eps = 0.5 / self.fps
+        try:
+            if aim is None:
+                self.container.seek(0)
+            else:
+                offset = int(math.floor((aim + self.start_s) / float(self.time_base)))
+                self.container.seek(offset, stream=self.stream, backward=True, any_frame=False)
+        except av.FFmpegError as err:
+            if aim is None:
+                raise MediaError(f"cannot seek in the video ({describe_av_error(err)})", self.path) from err
+            return None
         held: deque = deque(maxlen=max(1, before + 1))
         target = None
         tail: list = []
+        first = True
         try:
             for frame in self.container.decode(self.stream):
                 self.decoded += 1
                 sec = self._seconds(frame)
+                if first and aim is not None and aim > 0 and sec is not None and sec > t + eps:
+                    return None  # landed past the target
+                first = False
                 if target is None:
                     if sec is not None and sec < t - eps:
                         held.append((sec, frame))
@@ -170,15 +204,7 @@ class SeekingReader:
                 return None
             target = held.pop()  # t lies past the last frame: the last frame is the sample
         warm = list(held)[-before:] if before > 0 else []
-
-        def convert(frame, index: int):
-            if (frame.width, frame.height) != (self.info.width, self.info.height):
-                raise MediaError("the picture size changes inside the film; split the file first", self.path)
-            return SourceFrame(index=index, pts=frame.pts,
-                               time_base=Fraction(frame.time_base) if frame.time_base else None,
-                               rgb=frame_to_rgb(frame, self.info), frame=frame)
-
-        return _Window(warm + [target] + tail, len(warm), convert, self.fps)
+        return warm, target, tail
 
 
 # ----------------------------------------------------------------------------------------- result

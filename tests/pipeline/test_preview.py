@@ -203,3 +203,32 @@ def test_short_film_gives_each_frame_at_most_once(tmp_path, register_fake):
     assert result.status == "done", result.error
     frames = [s["frame"] for s in result.samples]
     assert frames == sorted(set(frames)) and set(frames) <= set(range(5)) and len(frames) >= 4
+
+
+def test_a_seek_that_lands_past_the_target_falls_back_to_decoding_from_the_start(long_clip):
+    class LateSeeks:
+        """A container whose index is off: stream seeks land 10 s late."""
+
+        def __init__(self, c):
+            self._c = c
+
+        def seek(self, offset, stream=None, **kw):
+            if stream is not None:
+                offset += int(10 / float(stream.time_base))
+            return self._c.seek(offset, stream=stream, **kw)
+
+        def __getattr__(self, name):
+            return getattr(self._c, name)
+
+    info = probe(long_clip)
+    every = decode_rgb(long_clip)
+    reader = SeekingReader(long_clip, info)
+    reader.container = LateSeeks(reader.container)
+    try:
+        w = reader.window(12.0, before=2, after=0)
+        assert w.source(w.target).index == 288
+        assert np.array_equal(w.source(w.target).rgb, every[288])
+        assert [w.source(i).index for i in range(w.target)] == [286, 287]
+        assert reader.decoded > 288  # it did decode from the start
+    finally:
+        reader.close()
