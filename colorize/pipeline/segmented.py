@@ -155,6 +155,7 @@ def run_segmented(runner, job, finals: list[Path], result: ev.FileResult, work_h
         "count": total, "reused": len(kept), "reused_frames": reused,
         "max_frames": runner.config.segment_frames, "warmup_frames": runner.config.warmup_frames,
         "ranges": [[s.start, s.stop] for s in plan.segments],
+        "executor": getattr(getattr(runner, "executor", None), "name", "local"),  # --executor
     }
     side = sidecar_path(job.output)
     atomic_write_bytes(side, sidecar_bytes(record))

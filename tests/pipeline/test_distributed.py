@@ -56,6 +56,11 @@ def test_ray_segments_equal_the_local_run(tmp_path, ray_executor, monkeypatch):
     assert _packets(tmp_path / "local.mp4", "video") == _packets(tmp_path / "ray.mp4", "video")
     assert _packets(tmp_path / "local.mp4", "audio") == _packets(tmp_path / "ray.mp4", "audio")
     assert not list(tmp_path.glob(".*.parts"))  # the work folder is gone
+    import json
+
+    side = json.loads((tmp_path / "ray.mp4.colorize.json").read_text())
+    assert side["segments"]["executor"] == "ray" and side["segments"]["count"] == 5
+    assert json.loads((tmp_path / "local.mp4.colorize.json").read_text())["segments"]["executor"] == "local"
     from colorize.pipeline import events as ev
 
     done = [e.frames_done for e in seen if isinstance(e, ev.FrameDone)]
