@@ -2,8 +2,11 @@
 
 Prints, for a synthetic film (the example photos panned, one shot each, with an AAC track):
 
-* one-piece s / segmented s / overhead %   the same command with ``--segment-frames 0`` and with
-                                           segments; goal: overhead <= 3 % of wall time
+* overhead (``--repeats N``)               alternating runs of the same command with
+                                           ``--segment-frames 0`` and with segments: median wall-time
+                                           overhead, and the overhead accounted for by what segments
+                                           add (planning pass, join, warm-up and look-ahead frames);
+                                           goal <= 3 %
 * kill -9 half-way, then the same command  the re-run's wall time against an uninterrupted run
                                            (goal: clearly less), and the re-run's output against the
                                            uninterrupted segmented one: frame count, every pts, the
@@ -18,7 +21,7 @@ Every run is the real command line in a fresh process, with ``--threads`` fixed 
 results need the same thread count). Usage::
 
     python benchmarks/segments.py                              # 600 frames 854x480, selfreg
-    python benchmarks/segments.py --frames 300 --seam-models lstm,selfreg --json
+    python benchmarks/segments.py --frames 300 --segment-frames 2000 --repeats 3 --skip-resume --seam-models ""
 
 Numbers depend on the machine and on what else runs on it; the script prints its settings.
 """
@@ -173,6 +176,8 @@ def main() -> None:
     ap.add_argument("--seam-width", type=int, default=426)
     ap.add_argument("--seam-height", type=int, default=240)
     ap.add_argument("--skip-resume", action="store_true")
+    ap.add_argument("--repeats", type=int, default=0,
+                    help="alternating one-piece/segmented pairs for the overhead (0: none)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     width, height = map(int, args.size.split("x"))
@@ -180,21 +185,42 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="colorize-segments-") as tmp:
         folder = Path(tmp)
         src = make_film(folder / "film.mp4", args.frames, width, height, args.shot_frames)
+        if args.repeats:
+            # Alternating pairs, so the machine's drift (other jobs) hits both sides alike.
+            pairs = []
+            for _ in range(args.repeats):
+                t_one = timed(colorize_cmd(src, folder / "one.mp4", args, "--segment-frames", 0, "--overwrite"))
+                t_seg = timed(colorize_cmd(src, folder / "seg.mp4", args, "--segment-frames", args.segment_frames,
+                                           "--overwrite"))
+                pairs.append((t_one, t_seg))
+            side = json.loads((folder / "seg.mp4.colorize.json").read_text())
+            one_side = json.loads((folder / "one.mp4.colorize.json").read_text())
+            ones, segs = sorted(p[0] for p in pairs), sorted(p[1] for p in pairs)
+            med_one, med_seg = ones[len(ones) // 2], segs[len(segs) // 2]
+            per_frame = one_side["timings"]["model_s"] / args.frames
+            extra = side["segments"]["extra_model_frames"]
+            accounted = side["timings"]["scan_s"] + side["timings"]["join_s"] + extra * per_frame
+            report["overhead"] = {
+                "pairs_s": [[round(a, 2), round(b, 2)] for a, b in pairs],
+                "one_piece_median_s": round(med_one, 2), "segmented_median_s": round(med_seg, 2),
+                "overhead_pct_wall": round(100 * (med_seg - med_one) / med_one, 2),
+                "segments": side["segments"]["count"], "scan_s": side["timings"]["scan_s"],
+                "join_s": side["timings"]["join_s"], "extra_model_frames": extra,
+                "overhead_pct_accounted": round(100 * accounted / one_side["timings"]["total_s"], 2),
+            }
         if not args.skip_resume:
             seg_opt = ("--segment-frames", args.segment_frames)
-            t_one = timed(colorize_cmd(src, folder / "one.mp4", args, "--segment-frames", 0))
-            t_seg = timed(colorize_cmd(src, folder / "seg.mp4", args, *seg_opt))
+            t_seg = timed(colorize_cmd(src, folder / "seg.mp4", args, *seg_opt, "--overwrite"))
+            if not (folder / "one.mp4").exists():
+                timed(colorize_cmd(src, folder / "one.mp4", args, "--segment-frames", 0))
             side = json.loads((folder / "seg.mp4.colorize.json").read_text())
             segments = side["segments"]["count"]
             cmd = colorize_cmd(src, folder / "res.mp4", args, *seg_opt)
             t_killed = kill_half_way(cmd, folder / "res.mp4", segments)
             t_resume = timed(cmd)
             one, seg, res = read(folder / "one.mp4"), read(folder / "seg.mp4"), read(folder / "res.mp4")
-            report["overhead"] = {"one_piece_s": round(t_one, 2), "segmented_s": round(t_seg, 2),
-                                  "overhead_pct": round(100 * (t_seg - t_one) / t_one, 2), "segments": segments,
-                                  "segmented_timings": side["timings"]}
             report["resume"] = {
-                "killed_after_s": round(t_killed, 2), "resumed_run_s": round(t_resume, 2),
+                "segments": segments, "killed_after_s": round(t_killed, 2), "resumed_run_s": round(t_resume, 2),
                 "uninterrupted_s": round(t_seg, 2), "resumed_over_full": round(t_resume / t_seg, 3),
                 "frames": [len(one[0]), len(seg[0]), len(res[0])],
                 "pts_equal": one[0] == seg[0] == res[0],
@@ -209,11 +235,14 @@ def main() -> None:
         return
     print(f"settings: {report['settings']}")
     if "overhead" in report:
-        o, r = report["overhead"], report["resume"]
-        print(f"one-piece {o['one_piece_s']} s, segmented {o['segmented_s']} s ({o['segments']} segments): "
-              f"overhead {o['overhead_pct']} %")
-        print(f"kill -9 after {r['killed_after_s']} s, same command again: {r['resumed_run_s']} s "
-              f"({100 * r['resumed_over_full']:.0f} % of an uninterrupted run)")
+        o = report["overhead"]
+        print(f"one-piece vs segmented ({o['segments']} segments), alternating pairs {o['pairs_s']} s: median "
+              f"overhead {o['overhead_pct_wall']} % of wall time; accounted (scan {o['scan_s']} s + join "
+              f"{o['join_s']} s + {o['extra_model_frames']} warm-up/look-ahead frames) {o['overhead_pct_accounted']} %")
+    if "resume" in report:
+        r = report["resume"]
+        print(f"kill -9 after {r['killed_after_s']} s ({r['segments']} segments), same command again: "
+              f"{r['resumed_run_s']} s ({100 * r['resumed_over_full']:.0f} % of an uninterrupted {r['uninterrupted_s']} s)")
         print(f"frames {r['frames']}, pts equal {r['pts_equal']}, audio packets equal {r['audio_packets_equal']} "
               f"({r['audio_packets']}), decoded frames identical to the uninterrupted run "
               f"{r['decoded_frames_identical_to_uninterrupted']}; vs one piece (separate encodes): max "

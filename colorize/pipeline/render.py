@@ -127,7 +127,8 @@ def colorize_range(model, plan: SegmentPlan, start: int, stop: int, decode_from:
     """Yield ``(src, l_full, ab)`` for frames ``start`` .. ``stop - 1`` in order (ab: (D, 2, h, w)
     at working size, display orientation), computed after a warm-up from ``decode_from`` (which
     must not lie before the shot's first frame). The model is flushed (outputs dropped) and reset
-    first; it may hold frames back afterwards. ``timings`` (optional) accumulates ``model_s`` and ``decode_wait_s``."""
+    first; it may hold frames back afterwards. ``timings`` (optional) accumulates ``model_s``, ``decode_wait_s`` and
+    ``frames_pushed`` (warm-up and look-ahead frames included)."""
     from colorize.io import iter_frame_range
 
     cuts = set(plan.cuts)
@@ -148,7 +149,7 @@ def colorize_range(model, plan: SegmentPlan, start: int, stop: int, decode_from:
     wanted = stop  # frames below this are still owed
     owed = set(range(start, stop))
     decode = BackgroundIterator(prepared, queue_size, name="decode")
-    clock = {"model_s": 0.0}
+    clock = {"model_s": 0.0, "pushed": 0}
 
     def timed_call(fn, *args):
         t0 = time.perf_counter()
@@ -184,6 +185,7 @@ def colorize_range(model, plan: SegmentPlan, start: int, stop: int, decode_from:
                 if i >= wanted and not owed:
                     break
                 pending[i] = (src, l_full)
+                clock["pushed"] += 1
                 yield from take(timed_call(model.push, i, l_work.to(device)))
                 if not owed:
                     break
@@ -194,6 +196,7 @@ def colorize_range(model, plan: SegmentPlan, start: int, stop: int, decode_from:
         if timings is not None:
             timings["model_s"] = timings.get("model_s", 0.0) + clock["model_s"]
             timings["decode_wait_s"] = timings.get("decode_wait_s", 0.0) + decode.wait_s
+            timings["frames_pushed"] = timings.get("frames_pushed", 0) + clock["pushed"]
     if owed:
         raise ModelError(f"frames {sorted(owed)[:5]} were never returned (the film ends at fewer frames?)")
 

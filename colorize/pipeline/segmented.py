@@ -111,7 +111,9 @@ def run_segmented(runner, job, finals: list[Path], result: ev.FileResult, work_h
 
             threads = torch.get_num_threads() if runner.device.type == "cpu" else None
             todo = [s.index for s in plan.segments if s.index not in journal.parts]
-            for record in render_segments(executor, plan, todo, work, threads, runner.device.type):
+            for record, spent in render_segments(executor, plan, todo, work, threads, runner.device.type):
+                for key, value in spent.items():  # the tasks' model/encode time, summed as a local run does
+                    timings[key] = timings.get(key, 0) + value
                 journal.add(record)
                 done_before += record.frames
                 runner.on_event(ev.FrameDone(job.input, done_before))
@@ -148,6 +150,7 @@ def run_segmented(runner, job, finals: list[Path], result: ev.FileResult, work_h
             discard(work)
         raise
     timings["total_s"] = time.perf_counter() - t_start
+    pushed = int(timings.pop("frames_pushed", 0))
     chooser = SimpleNamespace(shots=list(plan.shots)) if runner.references else None
     record = runner._sidecar(job, result, finals, timings, plan.frames, job.info.frames, list(plan.cuts),
                              chooser, None, None)
@@ -155,6 +158,8 @@ def run_segmented(runner, job, finals: list[Path], result: ev.FileResult, work_h
         "count": total, "reused": len(kept), "reused_frames": reused,
         "max_frames": runner.config.segment_frames, "warmup_frames": runner.config.warmup_frames,
         "ranges": [[s.start, s.stop] for s in plan.segments],
+        # frames the model saw beyond the ones rendered in this run (warm-ups, look-ahead): the cost
+        "extra_model_frames": pushed - (plan.frames - reused),
         "executor": getattr(getattr(runner, "executor", None), "name", "local"),  # --executor
     }
     side = sidecar_path(job.output)
