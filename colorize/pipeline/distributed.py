@@ -25,7 +25,8 @@ _RUNNER_CACHE: dict = {}
 
 
 def render_segment_task(plan, index: int, work_dir: str, threads: int | None, cwd: str, device: str):
-    """The task: segment ``index`` of ``plan`` into ``work_dir``; returns its ``PartRecord``.
+    """The task: segment ``index`` of ``plan`` into ``work_dir``; returns its ``PartRecord`` and
+    the timings ``render_segment`` accumulated (model, decode wait, encode, frames pushed).
 
     ``device``: the driver's device type ("cpu", "cuda", "mps"), so that a worker with a GPU does
     not compute a CPU driver's film differently (``--device auto`` resolves per machine)."""
@@ -44,16 +45,18 @@ def render_segment_task(plan, index: int, work_dir: str, threads: int | None, cw
     if runner is None:
         _RUNNER_CACHE.clear()
         runner = _RUNNER_CACHE[config] = Runner(config)
-    return render_segment(plan, index, Path(work_dir), runner)
+    timings: dict = {}
+    record = render_segment(plan, index, Path(work_dir), runner, timings=timings)
+    return record, timings
 
 
 def render_segments(executor, plan, indices: Sequence[int], work_dir: Path, threads: int | None,
                     device: str = "cpu") -> Iterator:
-    """Render the segments ``indices`` of ``plan`` on ``executor``; yields each ``PartRecord`` as
-    its task finishes (any order). The first failure is raised here; the tasks still pending are
+    """Render the segments ``indices`` of ``plan`` on ``executor``; yields ``(PartRecord, timings)``
+    as each task finishes (any order). The first failure is raised here; the tasks still pending are
     then cancelled and the parts already yielded stay valid."""
     work = str(Path(work_dir).resolve())
     cwd = os.getcwd()
     args = [(plan, i, work, threads, cwd, device) for i in indices]
-    for _, record in executor.map(render_segment_task, args):
-        yield record
+    for _, (record, timings) in executor.map(render_segment_task, args):
+        yield record, timings

@@ -60,7 +60,11 @@ def test_ray_segments_equal_the_local_run(tmp_path, ray_executor, monkeypatch):
 
     side = json.loads((tmp_path / "ray.mp4.colorize.json").read_text())
     assert side["segments"]["executor"] == "ray" and side["segments"]["count"] == 5
-    assert json.loads((tmp_path / "local.mp4.colorize.json").read_text())["segments"]["executor"] == "local"
+    local_side = json.loads((tmp_path / "local.mp4.colorize.json").read_text())
+    assert local_side["segments"]["executor"] == "local"
+    assert side["timings"]["model_s"] > 0 and side["timings"]["encode_s"] > 0  # the tasks' time, summed
+    if "extra_model_frames" in local_side["segments"]:  # same warm-up and look-ahead work either way
+        assert side["segments"]["extra_model_frames"] == local_side["segments"]["extra_model_frames"]
     from colorize.pipeline import events as ev
 
     done = [e.frames_done for e in seen if isinstance(e, ev.FrameDone)]
