@@ -83,3 +83,27 @@ def test_parts_with_other_settings_are_refused(film, tmp_path):
     with pytest.raises(MediaError, match="other settings"):
         join_parts([a, tmp_path / "b.mov"], tmp_path / "out.mp4", info)
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("codec", ["libx264", "libx265"])
+def test_every_part_starts_with_a_keyframe_and_the_join_decodes_cleanly(film, tmp_path, codec):
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} not in this FFmpeg build")
+    info = probe(film)
+    frames = list(iter_frames(film, info))
+    opts = EncodeOptions(codec=codec, preset="ultrafast")
+    parts = []
+    for a, b in ((0, 9), (9, 21), (21, 30)):
+        p = tmp_path / f"p{a}{part_suffix(opts)}"
+        with MediaWriter(p, info, opts, copy_streams=False) as w:
+            for f in frames[a:b]:
+                w.write(f, np.full((info.height, info.width, 2), -20.0, np.float32))
+        with av.open(str(p)) as c:
+            first = next(pk for pk in c.demux(video=0) if pk.size)
+            assert first.is_keyframe
+        parts.append(p)
+    out = join_parts(parts, tmp_path / "joined.mp4", info, opts, expected_frames=30)
+    with av.open(str(out)) as c:
+        c.streams.video[0].codec_context.options = {"err_detect": "explode"}
+        decoded = [f.pts * f.time_base for f in c.decode(video=0)]
+    assert decoded == [f.pts * f.time_base for f in frames]
