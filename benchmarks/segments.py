@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -90,11 +91,19 @@ def colorize_cmd(src: Path, out: Path, args, *extra) -> list[str]:
             "--threads", str(args.threads), "--model", args.model, *map(str, extra)]
 
 
+CPU_S: list[float] = []  # CPU seconds (user + system) of each timed run, in order
+
+
 def timed(cmd: list[str]) -> float:
+    """Wall seconds of ``cmd``; its CPU seconds go to CPU_S (less disturbed than wall time by other
+    jobs on a shared machine)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_S.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return time.perf_counter() - t0
 
 
@@ -187,12 +196,14 @@ def main() -> None:
         src = make_film(folder / "film.mp4", args.frames, width, height, args.shot_frames)
         if args.repeats:
             # Alternating pairs, so the machine's drift (other jobs) hits both sides alike.
-            pairs = []
+            pairs, cpu = [], []
             for _ in range(args.repeats):
                 t_one = timed(colorize_cmd(src, folder / "one.mp4", args, "--segment-frames", 0, "--overwrite"))
                 t_seg = timed(colorize_cmd(src, folder / "seg.mp4", args, "--segment-frames", args.segment_frames,
                                            "--overwrite"))
                 pairs.append((t_one, t_seg))
+                cpu.append((CPU_S[-2], CPU_S[-1]))
+            cpu_one, cpu_seg = sorted(c[0] for c in cpu), sorted(c[1] for c in cpu)
             side = json.loads((folder / "seg.mp4.colorize.json").read_text())
             one_side = json.loads((folder / "one.mp4.colorize.json").read_text())
             ones, segs = sorted(p[0] for p in pairs), sorted(p[1] for p in pairs)
@@ -204,6 +215,9 @@ def main() -> None:
                 "pairs_s": [[round(a, 2), round(b, 2)] for a, b in pairs],
                 "one_piece_median_s": round(med_one, 2), "segmented_median_s": round(med_seg, 2),
                 "overhead_pct_wall": round(100 * (med_seg - med_one) / med_one, 2),
+                "cpu_pairs_s": [[round(a, 2), round(b, 2)] for a, b in cpu],
+                "overhead_pct_cpu": round(100 * (cpu_seg[len(cpu) // 2] - cpu_one[len(cpu) // 2])
+                                          / cpu_one[len(cpu) // 2], 2),
                 "segments": side["segments"]["count"], "scan_s": side["timings"]["scan_s"],
                 "join_s": side["timings"]["join_s"], "extra_model_frames": extra,
                 "overhead_pct_accounted": round(100 * accounted / one_side["timings"]["total_s"], 2),
@@ -237,7 +251,7 @@ def main() -> None:
     if "overhead" in report:
         o = report["overhead"]
         print(f"one-piece vs segmented ({o['segments']} segments), alternating pairs {o['pairs_s']} s: median "
-              f"overhead {o['overhead_pct_wall']} % of wall time; accounted (scan {o['scan_s']} s + join "
+              f"overhead {o['overhead_pct_wall']} % of wall time, {o['overhead_pct_cpu']} % of CPU time {o['cpu_pairs_s']}; accounted (scan {o['scan_s']} s + join "
               f"{o['join_s']} s + {o['extra_model_frames']} warm-up/look-ahead frames) {o['overhead_pct_accounted']} %")
     if "resume" in report:
         r = report["resume"]

@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -292,9 +291,29 @@ class Journal:
         return good
 
 
+def _ours(name: str) -> bool:
+    """Files a segmented run writes into its work folder (parts, journal, their temporary files)."""
+    return name == JOURNAL_NAME or name.startswith(("part-", ".part-", f".{JOURNAL_NAME}.partial-"))
+
+
 def discard(folder: Path) -> None:
-    """Remove a work folder and everything in it (ours: only what a journal run put there)."""
-    shutil.rmtree(folder, ignore_errors=True)
+    """Remove a work folder: the files a segmented run puts there, then the folder if that left it
+    empty (a file of someone else's under that name is never deleted)."""
+    folder = Path(folder)
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_file() and _ours(entry.name):
+            try:
+                entry.unlink()
+            except OSError:
+                pass
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 class SegmentsKept(KeyboardInterrupt):

@@ -175,3 +175,17 @@ def test_plan_is_picklable_and_a_segment_renders_on_its_own(tmp_path, register_f
     rec = render_segment(plan, 2, tmp_path)  # no runner given: builds its own from plan.config
     assert rec.index == 2 and rec.frames == 10 and (tmp_path / rec.file).is_file()
     assert len(decode_planes(tmp_path / rec.file)) == 10
+
+
+def test_discard_never_deletes_files_it_did_not_write(tmp_path):
+    from colorize.pipeline.segments import discard
+
+    work = tmp_path / ".film_colorized.mp4.parts"
+    work.mkdir()
+    for name in ("journal.json", "part-00000.mov", ".part-00001.partial-1a2b3c4d.mov", "notes.txt"):
+        (work / name).write_text("x")
+    discard(work)
+    assert sorted(p.name for p in work.iterdir()) == ["notes.txt"]
+    (work / "notes.txt").unlink()
+    discard(work)
+    assert not work.exists()
