@@ -43,3 +43,13 @@ def test_resume_message(tmp_path, register_fake):
     assert "resuming: 2 of 3 segments (16 of 24 frames)" in r.stderr
     r = invoke(clip, "--model", "stop", "--device", "cpu", "--segment-frames", "8", "-q")
     assert r.stderr == ""  # skipped (output exists), quietly
+
+
+def test_sigterm_keeps_finished_segments_too(tmp_path, register_fake):
+    clip = make_clip(tmp_path / "film.mp4", frames=24, width=64, height=48)
+    register_fake("term", sigterm_at=17)
+    r = invoke(clip, "--model", "term", "--device", "cpu", "--segment-frames", "8")
+    assert r.exit_code == 130 and "2 of 3 segments" in r.stderr
+    parts = tmp_path / ".film_colorized.mp4.parts"
+    assert sorted(p.name for p in parts.iterdir()) == ["journal.json", "part-00000.mov", "part-00001.mov"]
+    assert not (tmp_path / "film_colorized.mp4").exists()
