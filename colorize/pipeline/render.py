@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from colorize.pipeline.errors import ModelError
+from colorize.pipeline.errors import ModelError, take_pending
 from colorize.pipeline.segments import PartRecord, SegmentPlan, encode_options, sha256_file
 from colorize.pipeline.stages import BackgroundIterator, BackgroundWorker
 
@@ -165,11 +165,7 @@ def colorize_range(model, plan: SegmentPlan, start: int, stop: int, decode_from:
 
             def take(ready):
                 for index, ab in ready:
-                    item = pending.pop(index, None)
-                    if item is None:
-                        raise ModelError(f"model returned frame {index}, which is not pending")
-                    if ab.dim() != 4 or ab.shape[0] != d or ab.shape[1] != 2:
-                        raise ModelError(f"model returned ab of shape {tuple(ab.shape)}, expected ({d}, 2, H, W)")
+                    item = take_pending(pending, index, ab, d, plan.config.model)
                     if index in owed:
                         owed.discard(index)
                         yield item[0], item[1], ab

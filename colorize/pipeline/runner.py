@@ -29,7 +29,7 @@ from colorize.pipeline import events as ev
 from colorize.pipeline.config import RunConfig
 from colorize.pipeline.device import compute_dtype, resolve_device
 from colorize.pipeline.diverse import ContactSheet, SaturationTally, candidates_rgb, sheet_indices
-from colorize.pipeline.errors import ModelError, UsageError
+from colorize.pipeline.errors import ModelError, UsageError, take_pending
 from colorize.pipeline.inputs import Job, candidate_paths, contact_sheet_path, sidecar_path
 from colorize.pipeline.references import Reference, ReferenceChooser, load_reference, parse_ref
 from colorize.pipeline.scenes import SceneCutDetector
@@ -262,11 +262,7 @@ class Runner:
         def emit(ready: Iterable[tuple[int, torch.Tensor]]) -> None:
             nonlocal done
             for index, ab in ready:
-                item = pending.pop(index, None)
-                if item is None:
-                    raise ModelError(f"model {cfg.model!r} returned frame {index}, which is not pending")
-                if ab.dim() != 4 or ab.shape[0] != d or ab.shape[1] != 2:
-                    raise ModelError(f"model {cfg.model!r} returned ab of shape {tuple(ab.shape)}, expected ({d}, 2, H, W)")
+                item = take_pending(pending, index, ab, d, cfg.model)
                 if d > 1:
                     rgb = candidates_rgb(item.l_work, ab)
                     tally.add(rgb)

@@ -31,6 +31,16 @@ def grey_frame(index: int, width: int, height: int, shot: int = 0) -> np.ndarray
     return np.clip(img, 16, 235).astype(np.uint8)
 
 
+def grey_yuv_frame(y8: np.ndarray, pts: int, time_base: Fraction) -> av.VideoFrame:
+    """A yuv420p frame with luma ``y8`` (H, W) uint8 and neutral chroma (U = V = 128)."""
+    f = av.VideoFrame(y8.shape[1], y8.shape[0], "yuv420p")
+    for k, plane in enumerate(f.planes):
+        view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        view[:, : plane.width] = y8 if k == 0 else 128
+    f.pts, f.time_base = pts, time_base
+    return f
+
+
 def make_clip(path: Path, frames: int = 8, width: int = 64, height: int = 48, fps: int = 25,
               cut_at: int | None = None, audio: bool = True, codec: str = "libx264") -> Path:
     """A black-and-white clip (yuv420p, neutral chroma) with an optional sine audio track."""
@@ -45,13 +55,7 @@ def make_clip(path: Path, frames: int = 8, width: int = 64, height: int = 48, fp
             a = out.add_stream("aac", rate=8000, layout="mono")
         for i in range(frames):
             shot = 0 if cut_at is None or i < cut_at else 1
-            f = av.VideoFrame(width, height, "yuv420p")
-            y8 = grey_frame(i, width, height, shot)
-            for k, plane in enumerate(f.planes):
-                view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-                view[:, : plane.width] = y8 if k == 0 else 128
-            f.pts = i
-            f.time_base = Fraction(1, fps)
+            f = grey_yuv_frame(grey_frame(i, width, height, shot), i, Fraction(1, fps))
             for p in v.encode(f):
                 out.mux(p)
         if a is not None:

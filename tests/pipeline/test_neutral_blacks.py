@@ -12,7 +12,7 @@ import torch
 from colorize.pipeline.config import RunConfig
 from colorize.pipeline.inputs import plan_jobs
 from colorize.pipeline.runner import Runner
-from tests.pipeline.fakes import decode_planes
+from tests.pipeline.fakes import decode_planes, grey_yuv_frame
 
 BAR = 16  # pillarbox bar width in pixels (a multiple of 2: whole chroma samples)
 
@@ -24,14 +24,9 @@ def _pillarboxed(path: Path, frames: int = 6, width: int = 96, height: int = 48)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"crf": "10", "preset": "ultrafast"}
         for i in range(frames):
-            f = av.VideoFrame(width, height, "yuv420p")
             y = np.full((height, width), 16, np.uint8)
             y[:, BAR:-BAR] = 60 + (np.arange(width - 2 * BAR) % 100)[None]
-            for k, plane in enumerate(f.planes):
-                view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-                view[:, : plane.width] = y if k == 0 else 128
-            f.pts, f.time_base = i, Fraction(1, 24)
-            for p in v.encode(f):
+            for p in v.encode(grey_yuv_frame(y, i, Fraction(1, 24))):
                 out.mux(p)
         for p in v.encode():
             out.mux(p)

@@ -19,7 +19,7 @@ from colorize.pipeline.preview import (
     timecode,
 )
 from colorize.pipeline.runner import Runner
-from tests.pipeline.fakes import decode_rgb, grey_frame, make_clip, make_still
+from tests.pipeline.fakes import decode_rgb, grey_frame, grey_yuv_frame, make_clip, make_still
 
 
 def make_long_clip(path: Path, frames: int, gop: int = 24, width: int = 64, height: int = 48,
@@ -30,14 +30,8 @@ def make_long_clip(path: Path, frames: int, gop: int = 24, width: int = 64, heig
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"crf": "10", "preset": "ultrafast", "g": str(gop), "keyint_min": str(gop)}
         for i in range(frames):
-            f = av.VideoFrame(width, height, "yuv420p")
             shot = 0 if cut_at is None or i < cut_at else 1
-            y8 = grey_frame(i, width, height, shot)
-            for k, plane in enumerate(f.planes):
-                view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-                view[:, : plane.width] = y8 if k == 0 else 128
-            f.pts, f.time_base = i, Fraction(1, 24)
-            for p in v.encode(f):
+            for p in v.encode(grey_yuv_frame(grey_frame(i, width, height, shot), i, Fraction(1, 24))):
                 out.mux(p)
         for p in v.encode():
             out.mux(p)
