@@ -451,15 +451,14 @@ class Previewer:
         in display orientation, the shot record (reference, reason) it was coloured under and
         the number of frames pushed."""
         from colorize.color.merge import rgb_to_work_l
-        from colorize.pipeline.scenes import SceneCutDetector
+        from colorize.pipeline.scenes import ShotStarts
 
         cfg = self.runner.config
-        detector = SceneCutDetector(cfg.scene_threshold)
+        shots = ShotStarts(cfg.scene_threshold, chooser)
         want = w.source(w.target).index
         got = None
         shot = None
         current_ref = None
-        range_key = None
         with torch.inference_mode():
             model.flush()
             model.reset()
@@ -470,11 +469,7 @@ class Previewer:
                 if rot_k:
                     l_work = torch.rot90(l_work, rot_k, dims=(-2, -1))
                 seconds = float(src.pts * src.time_base) if src.pts is not None and src.time_base else None
-                cut = detector.is_cut(l_work) and n > 0
-                if chooser is not None:
-                    key = chooser.range_key(src.index, seconds)
-                    cut = cut or (n > 0 and key != range_key)
-                    range_key = key
+                cut = shots.is_cut(src.index, seconds, l_work)
                 if cut:
                     if n > w.target:  # the target's shot ends here: the runner flushes at a cut
                         got = got if got is not None else _find(model.flush(), want)

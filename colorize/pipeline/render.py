@@ -66,14 +66,13 @@ def scan_shots(path: Path, info, work_hw, rot_k: int, scene_threshold: float, re
     from colorize.io import MediaError
     from colorize.io.decode import frame_to_rgb, iter_raw_frames, luma_l
     from colorize.pipeline.references import ReferenceChooser
-    from colorize.pipeline.scenes import SceneCutDetector
+    from colorize.pipeline.scenes import ShotStarts
 
-    detector = SceneCutDetector(scene_threshold)
     chooser = ReferenceChooser(references, info.fps) if references else None
+    shots = ShotStarts(scene_threshold, chooser)
     pts: list[int | None] = []
     cuts: list[int] = []
     shot_refs: list[int | None] = []
-    range_key = None
 
     def exact_l(frame) -> torch.Tensor:
         l_work = rgb_to_work_l(frame_to_rgb(frame, info), work_hw)
@@ -97,11 +96,7 @@ def scan_shots(path: Path, info, work_hw, rot_k: int, scene_threshold: float, re
             for n, (index, frame, seconds, l_work) in enumerate(decode):
                 if rot_k:
                     l_work = torch.rot90(l_work, rot_k, dims=(-2, -1))
-                cut = detector.is_cut(l_work) and n > 0
-                if chooser is not None:
-                    key = chooser.range_key(index, seconds)
-                    cut = cut or (n > 0 and key != range_key)
-                    range_key = key
+                cut = shots.is_cut(index, seconds, l_work)
                 if cut:
                     cuts.append(index)
                 if n == 0 or cut:

@@ -32,7 +32,7 @@ from colorize.pipeline.diverse import ContactSheet, SaturationTally, candidates_
 from colorize.pipeline.errors import ModelError, UsageError, take_pending
 from colorize.pipeline.inputs import Job, candidate_paths, contact_sheet_path, sidecar_path
 from colorize.pipeline.references import Reference, ReferenceChooser, load_reference, parse_ref
-from colorize.pipeline.scenes import SceneCutDetector
+from colorize.pipeline.scenes import ShotStarts
 from colorize.pipeline.sidecar import atomic_write_bytes, environment, sidecar_bytes, weights_record
 from colorize.pipeline.stages import BackgroundIterator, BackgroundWorker
 
@@ -243,7 +243,7 @@ class Runner:
         sheet = ContactSheet(sheet_indices(_estimate(info), cfg.contact_sheet_frames)) if (
             d > 1 and cfg.pick == "all") else None
         chooser = ReferenceChooser(self.references, info.fps) if self.references else None
-        detector = SceneCutDetector(cfg.scene_threshold)
+        shots = ShotStarts(cfg.scene_threshold, chooser)
         pending: dict[int, _Pending] = {}
         done = 0
         n_in = 0
@@ -273,7 +273,6 @@ class Runner:
                 self.on_event(ev.FrameDone(job.input, done))
 
         current_ref: Reference | None = None
-        range_key = None
         try:
             # --pick saturation: D temporaries for the same final name; only the winner is renamed.
             writer_finals = finals if len(finals) == d else [finals[0]] * d
@@ -288,11 +287,7 @@ class Runner:
                     if rot_k:
                         l_work = torch.rot90(l_work, rot_k, dims=(-2, -1))
                     seconds = float(src.pts * src.time_base) if src.pts is not None and src.time_base else None
-                    cut = detector.is_cut(l_work) and n_in > 0
-                    if chooser is not None:
-                        key = chooser.range_key(src.index, seconds)
-                        cut = cut or (n_in > 0 and key != range_key)
-                        range_key = key
+                    cut = shots.is_cut(src.index, seconds, l_work)
                     t_model = time.perf_counter()
                     if cut:
                         cuts.append(src.index)

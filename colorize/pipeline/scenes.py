@@ -84,3 +84,30 @@ class SceneCutDetector:
             self._recent.append(score)
             self._since_cut += 1
         return cut
+
+
+class ShotStarts:
+    """Where shots start: the one rule of the runner, the segment planner and the preview.
+
+    A frame starts a new shot when the scene-cut detector says so or, with references
+    (``chooser``: a :class:`~colorize.pipeline.references.ReferenceChooser`), when it enters
+    another reference time range. The first frame fed starts the first shot and is not a cut.
+    """
+
+    def __init__(self, threshold: float, chooser=None) -> None:
+        self.detector = SceneCutDetector(threshold)
+        self.chooser = chooser
+        self._range_key = None
+        self._fed = 0
+
+    def is_cut(self, index: int, seconds: float | None, l: torch.Tensor) -> bool:
+        """Frame ``index`` (at ``seconds``, L (1, H, W) at the working size), fed in order."""
+        later = self._fed > 0
+        self._fed += 1
+        cut = self.detector.is_cut(l) and later
+        if self.chooser is not None:
+            key = self.chooser.range_key(index, seconds)
+            cut = cut or (later and key != self._range_key)
+            self._range_key = key
+        return cut
+
