@@ -388,21 +388,19 @@ class SelfRegFamily:
         """Per-sample, per-output distance (BT, d) of pred (BT, d, 2, H, W) to ab_gt (BT, 2, H, W),
         unit scale, gamut-limited and rebalanced as configured."""
         from colorize.color.gamut import limit_chroma
+        from colorize.training.losses import huber
         from colorize.training.rebalance import pixel_weights
 
         n, d = pred.shape[:2]
         flat = pred.flatten(0, 1)
-        l_rep = l.repeat_interleave(d, 0)
         if self.gamut:
-            flat = limit_chroma(l_rep, flat * AB_SCALE) / AB_SCALE
-        target = ab_gt.repeat_interleave(d, 0)
-        delta = 0.05
-        per_px = F.huber_loss(flat, target, delta=delta, reduction="none") / delta
+            flat = limit_chroma(l.repeat_interleave(d, 0), flat * AB_SCALE) / AB_SCALE
+        weight = None
         if self.rebalance > 0:
             if self.ab_weights is None:
                 raise ValueError("rebalance is on but no ab_weights were set (the trainer sets them)")
-            per_px = per_px * pixel_weights(ab_gt * AB_SCALE, self.ab_weights).repeat_interleave(d, 0)
-        return per_px.flatten(1).mean(1).view(n, d)
+            weight = pixel_weights(ab_gt * AB_SCALE, self.ab_weights).repeat_interleave(d, 0)
+        return huber(flat, ab_gt.repeat_interleave(d, 0), weight=weight).view(n, d)
 
     def training_step(self, net: SelfRegNet, batch, backbone: FrozenBackbone, step: int) -> dict[str, torch.Tensor]:
         from colorize.models.backbone import normalize_rgb255

@@ -127,6 +127,10 @@ def ranked_diversity_loss(dists: torch.Tensor, betas: Sequence[float] | torch.Te
     return (dists.min(1).values + (dists * betas).sum(1)).mean()
 
 
-def huber(pred: torch.Tensor, target: torch.Tensor, delta: float = 0.05) -> torch.Tensor:
-    """Per-sample Huber (smooth L1) distance (N,) averaged over all but the first dimension."""
-    return F.huber_loss(pred, target, delta=delta, reduction="none").flatten(1).mean(1) / delta
+def huber(pred: torch.Tensor, target: torch.Tensor, delta: float = 0.05, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample Huber (smooth L1) distance (N,) averaged over all but the first dimension;
+    ``weight`` (broadcast to the per-element distances, e.g. (N, 1, H, W)) scales each element first."""
+    per_element = F.huber_loss(pred, target, delta=delta, reduction="none")
+    if weight is not None:
+        per_element = per_element * weight
+    return per_element.flatten(1).mean(1) / delta
