@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorize.color.lab import _RGB2XYZ, _WHITE, _KAPPA
+from colorize.color.lab import lab_to_rgb
 
 L_STEPS = 100  # table rows: L = 0, 1, ..., 100
 HUE_STEPS = 180  # table columns: every 2 degrees (plus a wrap-around column)
@@ -49,14 +49,10 @@ DARK_RAMP = (7.0, 12.0)
 
 
 def _in_gamut(l: torch.Tensor, a: torch.Tensor, b: torch.Tensor, tol: float = 1e-7) -> torch.Tensor:
-    """True where Lab (float64 tensors of one shape) maps to linear sRGB inside [0, 1]."""
-    fy = (l + 16.0) / 116.0
-    f = torch.stack((fy + a / 500.0, fy, fy - b / 200.0))
-    t = torch.where(f > 6.0 / 29.0, f**3, (116.0 * f - 16.0) / _KAPPA)
-    xyz = t * torch.tensor(_WHITE, dtype=torch.float64).view(3, *([1] * l.dim()))
-    m = torch.linalg.inv(torch.tensor(_RGB2XYZ, dtype=torch.float64))
-    lin = torch.einsum("ij,j...->i...", m, xyz)
-    return ((lin >= -tol) & (lin <= 1.0 + tol)).all(0)
+    """True where Lab (float64 tensors of one 2-D shape) maps to sRGB inside [0, 1] (unclipped
+    conversion: the sRGB curve keeps 0 and 1, so this is the linear-light cube)."""
+    rgb = lab_to_rgb(torch.stack((l, a, b)), clip=False)
+    return ((rgb >= -tol) & (rgb <= 1.0 + tol)).all(0)
 
 
 @lru_cache(maxsize=1)
