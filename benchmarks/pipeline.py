@@ -29,11 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
+from film import write_grey_film  # benchmarks/film.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,34 +52,17 @@ def make_input(path: Path, frames: int, width: int, height: int, fps: int = 25) 
     ex = _example_module()
     cache: dict[int, np.ndarray] = {}
     period = ex.FRAMES  # loop the example's two shots
-    with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        v.options = {"crf": "18", "preset": "veryfast"}
-        a = out.add_stream("aac", rate=48000, layout="mono")
+
+    def lumas():
         for i in range(frames):
             k = i % period
             if k not in cache:
                 grey = ex._luma(ex.frame_rgb(k)).clip(0, 1)
                 cache[k] = cv2.resize((16 + grey * 219).astype(np.float32), (width, height),
                                       interpolation=cv2.INTER_CUBIC).round().clip(0, 255).astype(np.uint8)
-            f = av.VideoFrame(width, height, "yuv420p")
-            for j, plane in enumerate(f.planes):
-                view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-                view[:, : plane.width] = cache[k] if j == 0 else 128
-            f.pts, f.time_base = i, Fraction(1, fps)
-            for p in v.encode(f):
-                out.mux(p)
-        n = int(48000 * frames / fps)
-        t = np.arange(n) / 48000
-        tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-        for s in range(0, n, 1024):
-            af = av.AudioFrame.from_ndarray(tone[None, s:s + 1024], format="fltp", layout="mono")
-            af.sample_rate, af.pts, af.time_base = 48000, s, Fraction(1, 48000)
-            for p in a.encode(af):
-                out.mux(p)
-        for p in list(v.encode()) + list(a.encode()):
-            out.mux(p)
+            yield cache[k]
+
+    write_grey_film(path, lumas(), frames, width, height, fps, {"crf": "18", "preset": "veryfast"})
     return path
 
 

@@ -37,11 +37,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from film import write_grey_film  # benchmarks/film.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,11 +51,8 @@ def make_film(path: Path, frames: int, width: int, height: int, shot_frames: int
     import cv2
 
     sources = [cv2.imread(str(ROOT / "examples" / n), cv2.IMREAD_GRAYSCALE) for n in ("photo.jpg", "still.jpg")]
-    with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        v.options = {"crf": "18", "preset": "fast"}
-        a = out.add_stream("aac", rate=48000, layout="stereo")
+
+    def lumas():
         for i in range(frames):
             shot, t = divmod(i, shot_frames)
             img = sources[shot % len(sources)]
@@ -66,23 +63,9 @@ def make_film(path: Path, frames: int, width: int, height: int, shot_frames: int
             y0 = int((h - ch) * (0.5 + 0.4 * np.sin(t / 40 + shot)) / 1)
             y0 = max(0, min(h - ch, y0))
             grey = cv2.resize(img[y0:y0 + ch, x0:x0 + cw], (width, height), interpolation=cv2.INTER_AREA)
-            f = av.VideoFrame(width, height, "yuv420p")
-            for k, plane in enumerate(f.planes):
-                view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-                view[:, : plane.width] = (16 + grey.astype(np.float32) * 219 / 255).astype(np.uint8) if k == 0 else 128
-            f.pts, f.time_base = i, Fraction(1, fps)
-            for p in v.encode(f):
-                out.mux(p)
-        n = int(48000 * frames / fps)
-        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)).astype(np.float32)
-        for s in range(0, n, 1024):
-            chunk = np.stack([tone[s:s + 1024]] * 2)
-            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            af.sample_rate, af.pts, af.time_base = 48000, s, Fraction(1, 48000)
-            for p in a.encode(af):
-                out.mux(p)
-        for p in list(a.encode()) + list(v.encode()):
-            out.mux(p)
+            yield (16 + grey.astype(np.float32) * 219 / 255).astype(np.uint8)
+
+    write_grey_film(path, lumas(), frames, width, height, fps, {"crf": "18", "preset": "fast"}, layout="stereo")
     return path
 
 
