@@ -1,4 +1,4 @@
-"""Fixtures: fake models registered in the real registry for one test at a time."""
+"""Fixtures: fake models registered in the real registry for one test at a time; a local Ray executor."""
 
 from __future__ import annotations
 
@@ -40,3 +40,14 @@ def register_fake(monkeypatch):
         return built
 
     return register
+
+
+@pytest.fixture(scope="module")
+def ray_executor():
+    """A Ray executor on a local 2-CPU cluster (skips the test when Ray is not installed)."""
+    pytest.importorskip("ray")
+    from colorize.pipeline.executors import make_executor
+
+    ex = make_executor("ray", local_cpus=2)
+    yield ex
+    ex.close()

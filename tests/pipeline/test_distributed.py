@@ -7,22 +7,11 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 
 from colorize.pipeline.config import RunConfig
 from colorize.pipeline.inputs import plan_jobs
 from colorize.pipeline.runner import Runner
 from tests.pipeline.fakes import decode_planes, make_clip
-
-
-@pytest.fixture(scope="module")
-def ray_executor():
-    pytest.importorskip("ray")
-    from colorize.pipeline.executors import make_executor
-
-    ex = make_executor("ray", local_cpus=2)
-    yield ex
-    ex.close()
 
 
 def _packets(path: Path, kind: str) -> list[tuple[int | None, bytes]]:

@@ -30,14 +30,6 @@ def test_ray_missing_says_how_to_install_it(monkeypatch):
         make_executor("ray")
 
 
-@pytest.fixture(scope="module")
-def ray_executor():
-    pytest.importorskip("ray")
-    ex = make_executor("ray", local_cpus=2)
-    yield ex
-    ex.close()
-
-
 def test_ray_maps_on_a_local_cluster_and_reraises_task_errors(ray_executor):
     assert run_all(ray_executor, operator.mul, [(i, 3) for i in range(5)]) == [0, 3, 6, 9, 12]
     with pytest.raises(ZeroDivisionError):
