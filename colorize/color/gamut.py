@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from colorize.color.lab import lab_to_rgb
+from colorize.color.upsample import upsample_ab
 
 L_STEPS = 100  # table rows: L = 0, 1, ..., 100
 HUE_STEPS = 180  # table columns: every 2 degrees (plus a wrap-around column)
@@ -145,7 +146,5 @@ def finish_ab(ab: torch.Tensor, l_full: torch.Tensor, l_low: torch.Tensor | None
     upsampled guided by the full-resolution L (B, 1, H, W) and then limited to what sRGB can show
     at that L (:func:`limit_chroma`). Every model family, every diverse candidate and the refine
     pass's output go through here in the pipeline, and ``colorize eval`` measures the same."""
-    from colorize.color.upsample import upsample_ab
-
     ab_full = upsample_ab(ab, l_full, l_low=l_low)
     return limit_chroma(l_full.to(device=ab_full.device, dtype=ab_full.dtype), ab_full)
