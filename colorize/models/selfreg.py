@@ -31,8 +31,8 @@ from torch.nn import functional as F
 
 from colorize.models.backbone import EMBED_DIM, FEATURE_BLOCKS, FeatureSpec, FrozenBackbone, load_pretrained_backbone
 from colorize.models.base import ModelInfo, StreamColorizer
-from colorize.models.layers import ConvNormAct, Hypercolumn, UpBlock
-from colorize.models.registry import load_weights, register_model
+from colorize.models.layers import ConvNormAct, Hypercolumn, UpBlock, resize_to
+from colorize.models.registry import load_into, load_state, register_model, resolve_weights
 from colorize.flow import confidence_map, dis_flow_pair, l_to_uint8, warp
 
 AB_SCALE = 128.0
@@ -44,6 +44,36 @@ BACKBONE_STRIDES = (2, 4, 8, 16, 32)
 # ---------------------------------------------------------------------------------------- networks
 
 
+class SemanticContext(nn.Module):
+    """A wide, non-linear path from the backbone's deepest features to f's bottleneck.
+
+    The hypercolumn reaches f through one linear 1x1 reduction to f's 64 bottleneck channels;
+    deciding "sky, so blue" from ~1,900 backbone channels through a 64-wide linear map is the
+    narrowest point of the net. This branch reads the stride-16 and stride-32 maps and the
+    global embedding, mixes them in ``width`` channels with two 3x3 convs on the stride-16 grid
+    (a quarter of the bottleneck's positions, so it stays cheap: ~0.33 GMAC at 256x448), and
+    adds a 1x1 projection to the hypercolumn before its activation. The projection starts at
+    zero, so a net that gains the branch starts as the net it was.
+    """
+
+    def __init__(self, out_channels: int, width: int = 192) -> None:
+        super().__init__()
+        c16, c32 = FEATURE_BLOCKS[16][1], FEATURE_BLOCKS[32][1]
+        self.reduce = nn.Conv2d(c16 + c32, width, 1, bias=False)
+        self.embed = nn.Linear(EMBED_DIM, width, bias=False)
+        self.act = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.body = nn.Sequential(ConvNormAct(width, width), ConvNormAct(width, width, dilation=2))
+        self.out = nn.Conv2d(width, out_channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, feats: dict, size: tuple[int, int]) -> torch.Tensor:
+        f16 = feats[16]
+        x = torch.cat((f16, resize_to(feats[32], f16.shape[-2:])), 1)
+        x = self.reduce(x) + self.embed(feats["embed"])[:, :, None, None]
+        return resize_to(self.out(self.body(self.act(x))), size)
+
+
 class ColorizationNet(nn.Module):
     """f: L (N, 1, H, W) in [0, 100] + backbone features -> ab (N, d, 2, H, W) in [-128, 128].
 
@@ -53,7 +83,8 @@ class ColorizationNet(nn.Module):
     H and W must be multiples of 8 (the backbone needs 32 anyway).
     """
 
-    def __init__(self, num_outputs: int = NUM_DIVERSE, widths: tuple[int, ...] = (8, 16, 32, 64)) -> None:
+    def __init__(self, num_outputs: int = NUM_DIVERSE, widths: tuple[int, ...] = (8, 16, 32, 64),
+                 context: bool = False) -> None:
         super().__init__()
         c0, c1, c2, c3 = widths
         self.num_outputs = num_outputs
@@ -62,6 +93,7 @@ class ColorizationNet(nn.Module):
         self.enc2 = ConvNormAct(c1, c2, stride=2)
         self.enc3 = ConvNormAct(c2, c3, stride=2)
         self.hyper = Hypercolumn({s: FEATURE_BLOCKS[s][1] for s in BACKBONE_STRIDES}, c3, EMBED_DIM)
+        self.context = SemanticContext(c3) if context else None
         self.hyper_act = nn.Sequential(nn.BatchNorm2d(c3), nn.ReLU(inplace=True))
         self.fuse = ConvNormAct(2 * c3, c3, k=1)
         self.mid = nn.Sequential(ConvNormAct(c3, c3), ConvNormAct(c3, c3, dilation=2), ConvNormAct(c3, c3))
@@ -80,7 +112,10 @@ class ColorizationNet(nn.Module):
         e1 = self.enc1(e0)
         e2 = self.enc2(e1)
         e3 = self.enc3(e2)
-        hyper = self.hyper_act(self.hyper(feats, e3.shape[-2:]))
+        hyper = self.hyper(feats, e3.shape[-2:])
+        if self.context is not None:
+            hyper = hyper + self.context(feats, e3.shape[-2:])
+        hyper = self.hyper_act(hyper)
         x = self.mid(self.fuse(torch.cat((e3, hyper), 1)))
         x = self.up1(self.up2(x, e2), e1)
         x = torch.cat((F.interpolate(x, size=e0.shape[-2:], mode="bilinear", align_corners=False), e0), 1)
@@ -132,9 +167,9 @@ class RefinementNet(nn.Module):
 class SelfRegNet(nn.Module):
     """The trainable parameters of ``selfreg`` (what the weights file holds): f and g."""
 
-    def __init__(self, num_outputs: int = NUM_DIVERSE) -> None:
+    def __init__(self, num_outputs: int = NUM_DIVERSE, context: bool = False) -> None:
         super().__init__()
-        self.f = ColorizationNet(num_outputs)
+        self.f = ColorizationNet(num_outputs, context=context)
         self.g = RefinementNet()
 
     def refine(
@@ -354,6 +389,7 @@ class SelfRegFamily:
         knn_lambda: float = 1.0,
         gamut: int = 1,
         rebalance: float = 0.0,
+        context: int = 0,
     ) -> None:
         self.num_outputs = num_outputs
         # beta_0 = 1: output 0 is always fully supervised, the safe single answer that diverse=1
@@ -376,9 +412,15 @@ class SelfRegFamily:
         # (colorize.training.rebalance); the trainer sets ``ab_weights`` from the training data.
         self.rebalance = rebalance
         self.ab_weights: torch.Tensor | None = None
+        # 1: f gains the SemanticContext branch. A net without it can be the --init: the
+        # branch's keys are then missing from the file and start as built (its output at zero).
+        self.context = context
+
+    # Parameters an --init file may lack (they are zero-initialised growth of an older net).
+    growth_prefixes = ("f.context.",)
 
     def build_net(self) -> SelfRegNet:
-        return SelfRegNet(self.num_outputs)
+        return SelfRegNet(self.num_outputs, context=bool(self.context))
 
     # What a feature cache stores for this family (colorize.training.feature_cache): the
     # hypercolumn reads strides 2..8 on the stride-8 grid, 16 and 32 on their own.
@@ -516,8 +558,12 @@ def selfreg(
     flow_preset: str = "ultrafast",
 ) -> SelfRegColorizer:
     """Build ``selfreg`` with the shipped weights (or a user-given file); never with random weights."""
-    net = SelfRegNet()
-    digest = load_weights("selfreg", weights, net, key_filter=checkpoint_filter_fn)
+    path, expected = resolve_weights("selfreg", weights)
+    state, digest = load_state(path, expected)
+    state = checkpoint_filter_fn(state)
+    # The architecture follows the file: nets trained with the SemanticContext branch carry its keys.
+    net = SelfRegNet(context=any(k.startswith("f.context.") for k in state))
+    load_into(net, state, path)
     model = SelfRegColorizer(
         INFO,
         net,

@@ -15,7 +15,8 @@ outside the repository as memory-mapped ``.npy`` arrays:
     embed  (N * T, 1280)
 
 ``meta.json`` records the settings and how many samples are done, so building resumes after an
-interruption. The feature dtype is float16 by default (half the disk and memory traffic; the
+interruption, and a finished cache can be grown: asking for more samples with the same settings keeps
+the samples already built (sample i is always the sampler's draw i) and appends the rest. The feature dtype is float16 by default (half the disk and memory traffic; the
 training loss changes by ~1e-3 relative); float32 reproduces the uncached loss exactly.
 
 A :class:`CachedSampler` then draws batches from the cache, deterministically from
@@ -59,8 +60,10 @@ def _open(path: Path, mode: str, dtype=None, shape=None) -> np.ndarray:
 class FeatureCache:
     """A folder of cached samples (see the module docstring)."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, limit: int | None = None) -> None:
+        """``limit``: use only the first ``limit`` samples (a cache built larger than asked for)."""
         self.folder = Path(folder)
+        self.limit = limit
         meta_path = self.folder / "meta.json"
         if not meta_path.exists():
             raise FileNotFoundError(f"no feature cache in {self.folder}")
@@ -70,14 +73,17 @@ class FeatureCache:
     @property
     def count(self) -> int:
         """Samples finished (a partly built cache is usable up to here)."""
-        return int(self.meta["done"])
+        done = int(self.meta["done"])
+        return done if self.limit is None else min(done, self.limit)
 
     @staticmethod
     def build(folder: str | Path, sampler, backbone, spec: FeatureSpec, count: int, settings: dict,
               feat_dtype: str = "float16", chunk: int = 16, progress=None) -> "FeatureCache":
         """Create (or resume) a cache of ``count`` samples drawn by ``sampler`` (sample i is
         ``sampler.batch(i, 1)``). ``settings`` (data, size, seed...) must match on resume: a
-        different configuration is refused rather than mixed in."""
+        different configuration is refused rather than mixed in. A larger ``count`` than the
+        cache was built with grows it (the samples built are kept); a smaller one uses the first
+        ``count`` samples."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         meta_path = folder / "meta.json"
@@ -85,8 +91,11 @@ class FeatureCache:
                "spec": [list(g) for g in spec.grids], "embed": spec.embed}
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
-            if {k: meta.get(k) for k in key} != key:
+            same = {k: meta.get(k) for k in key if k != "count"} == {k: v for k, v in key.items() if k != "count"}
+            if not same:
                 raise ValueError(f"feature cache {folder} was built with other settings; use another folder")
+            if count > meta["count"]:
+                _grow(folder, meta, count)
         else:
             probe = sampler.batch(0, 1)
             t, s = probe.rgb.shape[1], probe.rgb.shape[-1]
@@ -128,7 +137,7 @@ class FeatureCache:
             _write_json(meta_path, meta)
             if progress:
                 progress(done, count)
-        return FeatureCache(folder)
+        return FeatureCache(folder, limit=count)
 
     def batch(self, indices: np.ndarray, device: torch.device = torch.device("cpu")) -> TrainBatch:
         """The samples ``indices`` as a TrainBatch with ``feats`` (float32) attached."""
@@ -165,6 +174,30 @@ class CachedSampler:
         rng = np.random.default_rng([self.seed, step, 7])
         idx = rng.choice(self.cache.count, size=min(batch_size, self.cache.count), replace=False)
         return self.cache.batch(idx, device)
+
+
+def _grow(folder: Path, meta: dict, count: int) -> None:
+    """Enlarge every array of a cache to ``count`` samples, keeping the rows already there.
+
+    Each array is copied into a larger file that then replaces it (rename), and meta.json is
+    written last: an interruption leaves either the old cache or a larger one whose new rows are
+    built on the next call ("done" still counts the old rows only).
+    """
+    t = meta["window"]
+    for name in meta["arrays"]:
+        src = _open(folder / f"{name}.npy", "r")
+        rows = count if name in ("rgb", "flow", "valid") else count * t
+        tmp = folder / f"{name}.grow.npy"
+        dst = _open(tmp, "w", src.dtype, (rows, *src.shape[1:]))
+        step = 1024
+        for i in range(0, src.shape[0], step):
+            j = min(i + step, src.shape[0])
+            dst[i:j] = src[i:j]
+        dst.flush()
+        del src, dst
+        os.replace(tmp, folder / f"{name}.npy")
+    meta["count"] = count
+    _write_json(folder / "meta.json", meta)
 
 
 def _feat_name(key) -> str:

@@ -133,7 +133,7 @@ class Trainer:
         self.family = with_overrides(load_family(cfg.model), cfg.extra)
         self.net = self.family.build_net()
         if cfg.init:
-            self.net.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=True), strict=True)
+            self._load_init(cfg.init)
         self.ema_net = copy.deepcopy(self.net).eval().requires_grad_(False) if cfg.ema > 0 else None
         self.backbone = FrozenBackbone(load_pretrained_backbone())
         self.opt = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
@@ -149,6 +149,17 @@ class Trainer:
             self.train_sampler = self._cached_sampler(self.train_sampler)
         if getattr(self.family, "rebalance", 0) > 0 and getattr(self.family, "ab_weights", None) is None:
             self.family.ab_weights = self._rebalance_table()
+
+    def _load_init(self, path: str) -> None:
+        """Start from ``path``'s weights, strictly, except for parameters the family declares as
+        zero-initialised growth (``growth_prefixes``), which an older file may lack."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        grown = tuple(getattr(self.family, "growth_prefixes", ()))
+        bad = [k for k in missing if not k.startswith(grown)] if grown else list(missing)
+        if bad or unexpected:
+            raise ValueError(f"--init {path} does not fit model {self.family.name!r}: "
+                             f"missing {bad[:5]}, unexpected {list(unexpected)[:5]}")
 
     def _cached_sampler(self, sampler):
         from colorize.training.feature_cache import CachedSampler, FeatureCache

@@ -1,5 +1,6 @@
 """selfreg (Lei & Chen): networks, stream bookkeeping, weights, training step."""
 
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,7 +17,9 @@ from colorize.models.selfreg import (
     SelfRegNet,
     checkpoint_filter_fn,
 )
-from tests.training.synthetic import synthetic_batch
+from colorize.training.data import ClipSampler, DataConfig, load_photos
+from colorize.training.trainer import TrainConfig, Trainer
+from tests.training.synthetic import synthetic_batch, write_photo_folder
 
 H, W = 64, 96
 
@@ -246,3 +249,56 @@ def test_a_few_optimiser_steps_reduce_the_loss():
         losses.append(out["loss"].item())
     assert losses[-1] < 0.7 * losses[0], losses
     assert FAMILY.window == 2 and FAMILY.name == "selfreg"
+
+
+# ---------------------------------------------------------------------------- semantic context branch
+
+
+def test_context_branch_starts_as_the_net_without_it_and_then_learns(parts):
+    net, backbone = parts
+    grown = SelfRegNet(context=True).eval()
+    missing, unexpected = grown.load_state_dict(net.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("f.context.") for k in missing)
+    l = torch.rand(2, 1, H, W) * 100
+    with torch.no_grad():
+        feats = backbone(l)
+        assert torch.allclose(grown.f(l, feats), net.f(l, feats), atol=1e-4)  # zero projection: same function
+    # ... but it is wired in: its gradient is not zero, and once it moves the output changes.
+    grown.train()
+    grown.f(l, feats)[:, 0].square().mean().backward()
+    assert grown.f.context.out.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        grown.f.context.out.bias.fill_(0.5)
+    grown.eval()
+    with torch.no_grad():
+        assert not torch.allclose(grown.f(l, feats), net.f(l, feats))
+
+
+def test_weights_file_decides_the_architecture(tmp_path):
+    torch.manual_seed(3)
+    plain, grown = SelfRegNet(), SelfRegNet(context=True)
+    for name, net in (("plain.pt", plain), ("grown.pt", grown)):
+        torch.save(net.state_dict(), tmp_path / name)
+    assert create_model("selfreg", weights=tmp_path / "plain.pt", refine_passes=0).net.f.context is None
+    model = create_model("selfreg", weights=tmp_path / "grown.pt", refine_passes=0)
+    assert model.net.f.context is not None
+    for (k, a), (_, b) in zip(model.net.state_dict().items(), grown.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def test_trainer_init_accepts_only_declared_growth(tmp_path):
+    folder = write_photo_folder(tmp_path / "photos", n=2, size=80)
+    samp = ClipSampler(load_photos([folder], short=80), [], DataConfig(size=32, window=2), seed=0)
+    torch.manual_seed(0)
+    old = SelfRegNet()
+    torch.save(old.state_dict(), tmp_path / "old.pt")
+    cfg = TrainConfig(model="selfreg", data=(), out=str(tmp_path / "run"), steps=1, batch=1, size=32,
+                      threads=1, init=str(tmp_path / "old.pt"), extra={"context": "1"})
+    tr = Trainer(cfg, samp, samp)
+    assert tr.net.f.context is not None
+    assert torch.equal(tr.net.f.head.weight, old.f.head.weight)
+    broken = old.state_dict()
+    broken.pop("f.head.bias")
+    torch.save(broken, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="does not fit.*f.head.bias"):
+        Trainer(replace(cfg, init=str(tmp_path / "broken.pt")), samp, samp)

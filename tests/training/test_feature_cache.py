@@ -76,7 +76,27 @@ def test_build_resumes_and_refuses_other_settings(tmp_path, sampler, backbone):
     cache = _build(folder, sampler, backbone, count=8, progress=lambda done, total: calls.append(done))
     assert calls == [8] and cache.count == 8
     with pytest.raises(ValueError, match="other settings"):
-        _build(folder, sampler, backbone, count=9)
+        FeatureCache.build(folder, sampler, backbone, SelfRegFamily.feature_spec, 8, {"test": 2},
+                           feat_dtype="float32", chunk=4)
+    with pytest.raises(ValueError, match="other settings"):
+        _build(folder, sampler, backbone, count=8, dtype="float16")
+
+
+def test_a_cache_grows_keeping_its_samples(tmp_path, sampler, backbone):
+    small = _build(tmp_path / "c", sampler, backbone, count=5)
+    before = {k: np.array(v) for k, v in small.arrays.items()}
+    calls = []
+    grown = _build(tmp_path / "c", sampler, backbone, count=10, progress=lambda done, total: calls.append(done))
+    assert calls == [9, 10] and grown.count == 10 and grown.meta["count"] == 10
+    fresh = _build(tmp_path / "f", sampler, backbone, count=10)  # built at 10 in one go
+    for name, old in before.items():
+        assert np.array_equal(grown.arrays[name][: len(old)], old), name  # the first five kept
+        assert np.array_equal(grown.arrays[name], fresh.arrays[name]), name  # sample i is draw i
+    assert not list((tmp_path / "c").glob("*.grow.npy"))
+    # Asking for fewer than built uses the first ones and leaves the folder as it is.
+    few = _build(tmp_path / "c", sampler, backbone, count=3)
+    assert few.count == 3 and CachedSampler(few).batch(0, 8).rgb.shape[0] == 3
+    assert _build(tmp_path / "c", sampler, backbone, count=10).count == 10
 
 
 def test_cached_sampler_is_deterministic(tmp_path, sampler, backbone):
