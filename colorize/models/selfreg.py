@@ -74,6 +74,36 @@ class SemanticContext(nn.Module):
         return resize_to(self.out(self.body(self.act(x))), size)
 
 
+class ABClassHead(nn.Module):
+    """Zhang et al.'s classification over quantised ab, on f's stride-4 decoder features.
+
+    Regression to ab pulls every uncertain colour to the brown mean; a distribution over the ab
+    classes (:mod:`colorize.color.bins`) keeps the modes, and the annealed mean at temperature T
+    (a buffer, so the weights file carries the T chosen on validation) picks how far towards the
+    mode to go. Two 1x1 layers on the stride-4 features and the upsampled bottleneck: ~0.28 GMAC at
+    256x448. The logits' ab is brought to f's resolution by the L-guided upsampling of
+    :func:`colorize.color.upsample.guided_upsample`, so colour edges follow L.
+    """
+
+    def __init__(self, in_channels: int, hidden: int = 96, temperature: float = 0.38) -> None:
+        super().__init__()
+        from colorize.color.bins import ab_class_centres
+
+        centres = ab_class_centres()
+        self.register_buffer("centres", centres.clone())
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.hidden = ConvNormAct(in_channels, hidden, k=1)
+        self.logits = nn.Conv2d(hidden, centres.shape[0], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.hidden(x))
+
+    def decode(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        from colorize.color.bins import annealed_mean
+
+        return annealed_mean(logits, self.centres, self.temperature if temperature is None else temperature)
+
+
 class ColorizationNet(nn.Module):
     """f: L (N, 1, H, W) in [0, 100] + backbone features -> ab (N, d, 2, H, W) in [-128, 128].
 
@@ -84,7 +114,7 @@ class ColorizationNet(nn.Module):
     """
 
     def __init__(self, num_outputs: int = NUM_DIVERSE, widths: tuple[int, ...] = (8, 16, 32, 64),
-                 context: bool = False) -> None:
+                 context: bool = False, classes: bool = False) -> None:
         super().__init__()
         c0, c1, c2, c3 = widths
         self.num_outputs = num_outputs
@@ -102,12 +132,30 @@ class ColorizationNet(nn.Module):
         # Full resolution is the costly level: the head reads the upsampled decoder features and
         # the full-resolution L features directly, with no conv of its own in between.
         self.head = nn.Conv2d(c1 + c0, 2 * num_outputs, 3, padding=1)
+        # With the class head, output 0 is its annealed mean and outputs 1.. are regression heads
+        # 0.. (the last regression head is then trained but never shown).
+        self.cls = ABClassHead(c2 + c3) if classes else None
 
     def forward(self, l: torch.Tensor, feats: dict, num: int | None = None) -> torch.Tensor:
         """``num``: compute only the first ``num`` outputs (inference with fewer candidates)."""
         num = self.num_outputs if num is None else num
         if not 1 <= num <= self.num_outputs:
             raise ValueError(f"num outputs must be in 1..{self.num_outputs}, got {num}")
+        if self.cls is None:
+            return self.parts(l, feats, num)[0]
+        reg, logits = self.parts(l, feats, num - 1)
+        return torch.cat((self.class_ab(logits, l)[:, None], reg), 1)
+
+    def class_ab(self, logits: torch.Tensor, l: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """The class head's ab (N, 2, H, W) at L's resolution: annealed mean, L-guided upsampling."""
+        from colorize.color.upsample import guided_upsample
+
+        ab4 = self.cls.decode(logits, temperature)
+        l4 = F.interpolate(l.float(), size=ab4.shape[-2:], mode="area")
+        return guided_upsample(ab4, l4 / 100.0, l.float() / 100.0, radius=1, eps=1e-3).to(l.dtype)
+
+    def parts(self, l: torch.Tensor, feats: dict, num_reg: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(regression outputs 0..num_reg-1 (N, num_reg, 2, H, W), class logits at stride 4 or None)."""
         e0 = self.enc0(l / 50.0 - 1.0)
         e1 = self.enc1(e0)
         e2 = self.enc2(e1)
@@ -116,11 +164,18 @@ class ColorizationNet(nn.Module):
         if self.context is not None:
             hyper = hyper + self.context(feats, e3.shape[-2:])
         hyper = self.hyper_act(hyper)
-        x = self.mid(self.fuse(torch.cat((e3, hyper), 1)))
-        x = self.up1(self.up2(x, e2), e1)
+        x8 = self.mid(self.fuse(torch.cat((e3, hyper), 1)))
+        x4 = self.up2(x8, e2)
+        logits = None
+        if self.cls is not None:
+            up8 = F.interpolate(x8, size=x4.shape[-2:], mode="bilinear", align_corners=False)
+            logits = self.cls(torch.cat((x4, up8), 1))
+        if num_reg == 0:
+            return l.new_zeros((l.shape[0], 0, 2, *l.shape[-2:])), logits
+        x = self.up1(x4, e1)
         x = torch.cat((F.interpolate(x, size=e0.shape[-2:], mode="bilinear", align_corners=False), e0), 1)
-        out = F.conv2d(x, self.head.weight[: 2 * num], self.head.bias[: 2 * num], padding=1)
-        return torch.tanh(out).unflatten(1, (num, 2)) * AB_SCALE
+        out = F.conv2d(x, self.head.weight[: 2 * num_reg], self.head.bias[: 2 * num_reg], padding=1)
+        return torch.tanh(out).unflatten(1, (num_reg, 2)) * AB_SCALE, logits
 
 
 class RefinementNet(nn.Module):
@@ -167,9 +222,9 @@ class RefinementNet(nn.Module):
 class SelfRegNet(nn.Module):
     """The trainable parameters of ``selfreg`` (what the weights file holds): f and g."""
 
-    def __init__(self, num_outputs: int = NUM_DIVERSE, context: bool = False) -> None:
+    def __init__(self, num_outputs: int = NUM_DIVERSE, context: bool = False, classes: bool = False) -> None:
         super().__init__()
-        self.f = ColorizationNet(num_outputs, context=context)
+        self.f = ColorizationNet(num_outputs, context=context, classes=classes)
         self.g = RefinementNet()
 
     def refine(
@@ -390,6 +445,8 @@ class SelfRegFamily:
         gamut: int = 1,
         rebalance: float = 0.0,
         context: int = 0,
+        classes: int = 0,
+        class_weight: float = 0.05,
     ) -> None:
         self.num_outputs = num_outputs
         # beta_0 = 1: output 0 is always fully supervised, the safe single answer that diverse=1
@@ -415,12 +472,18 @@ class SelfRegFamily:
         # 1: f gains the SemanticContext branch. A net without it can be the --init: the
         # branch's keys are then missing from the file and start as built (its output at zero).
         self.context = context
+        # 1: f gains the ABClassHead (output 0 becomes its annealed mean), trained with
+        # ``class_weight`` x the cross-entropy to Zhang's soft-encoded targets at stride 4
+        # (rebalanced when ``rebalance`` > 0) and with the temporal loss on the ab it shows.
+        self.classes = classes
+        self.class_weight = class_weight
 
-    # Parameters an --init file may lack (they are zero-initialised growth of an older net).
-    growth_prefixes = ("f.context.",)
+    # Parameters an --init file may lack: the context branch (zero-started, so the net starts as
+    # it was) and the class head (new; the regression heads keep working meanwhile).
+    growth_prefixes = ("f.context.", "f.cls.")
 
     def build_net(self) -> SelfRegNet:
-        return SelfRegNet(self.num_outputs, context=bool(self.context))
+        return SelfRegNet(self.num_outputs, context=bool(self.context), classes=bool(self.classes))
 
     # What a feature cache stores for this family (colorize.training.feature_cache): the
     # hypercolumn reads strides 2..8 on the stride-8 grid, 16 and 32 on their own.
@@ -460,7 +523,8 @@ class SelfRegFamily:
         else:
             with torch.no_grad():
                 feats = backbone(l, strides=BACKBONE_STRIDES, embed=True)
-        pred = net.f(l, feats) / AB_SCALE  # (BT, d, 2, H, W), unit scale
+        reg, logits = net.f.parts(l, feats, net.f.num_outputs)
+        pred = reg / AB_SCALE  # (BT, d, 2, H, W), unit scale
         d = pred.shape[1]
 
         # Ranked diversity loss (eq. 7) over per-output distances.
@@ -508,6 +572,11 @@ class SelfRegFamily:
             + self.temporal_weight * temporal
             + self.refine_weight * refine
         )
+        extra = {}
+        if logits is not None:
+            classes, temporal_cls = self._class_losses(net, logits, l, ab_gt * AB_SCALE, batch, b, t)
+            loss = loss + self.class_weight * classes + self.temporal_weight * temporal_cls
+            extra = {"classes": classes.detach(), "temporal_cls": temporal_cls.detach()}
         with torch.no_grad():
             ab_l1 = (pred[:, 0] - ab_gt).abs().mean() * AB_SCALE  # output 0, in ab units, for the log
         return {
@@ -517,7 +586,28 @@ class SelfRegFamily:
             "temporal": temporal.detach(),
             "refine": refine.detach(),
             "ab_l1": ab_l1,
+            **extra,
         }
+
+    def _class_losses(self, net, logits, l, ab_gt, batch, b, t):
+        """Cross-entropy of the class head to the soft-encoded truth at its stride-4 grid, and the
+        temporal loss of the ab it shows (annealed mean at the net's temperature) along the flow."""
+        from colorize.color.bins import soft_encode
+        from colorize.training import losses
+        from colorize.training.rebalance import pixel_weights
+
+        ab4 = F.interpolate(ab_gt, size=logits.shape[-2:], mode="area")
+        target = soft_encode(ab4, net.f.cls.centres)
+        ce = -(target * F.log_softmax(logits.float(), 1)).sum(1, keepdim=True)  # (BT, 1, h, w)
+        if self.rebalance > 0:
+            if self.ab_weights is None:
+                raise ValueError("rebalance is on but no ab_weights were set (the trainer sets them)")
+            ce = ce * pixel_weights(ab4, self.ab_weights)
+        shown = (net.f.class_ab(logits, l) / AB_SCALE).view(b, t, 2, *l.shape[-2:])
+        temporal = 0.0
+        for i in range(t - 1):
+            temporal = temporal + losses.temporal_loss(shown[:, i + 1], shown[:, i], batch.flow[:, i], batch.valid[:, i])
+        return ce.mean(), temporal / (t - 1)
 
     @torch.no_grad()
     def predict(self, net: SelfRegNet, lab: torch.Tensor, backbone: FrozenBackbone) -> torch.Tensor:
@@ -562,7 +652,8 @@ def selfreg(
     state, digest = load_state(path, expected)
     state = checkpoint_filter_fn(state)
     # The architecture follows the file: nets trained with the SemanticContext branch carry its keys.
-    net = SelfRegNet(context=any(k.startswith("f.context.") for k in state))
+    net = SelfRegNet(context=any(k.startswith("f.context.") for k in state),
+                     classes=any(k.startswith("f.cls.") for k in state))
     load_into(net, state, path)
     model = SelfRegColorizer(
         INFO,

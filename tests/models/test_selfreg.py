@@ -302,3 +302,45 @@ def test_trainer_init_accepts_only_declared_growth(tmp_path):
     torch.save(broken, tmp_path / "broken.pt")
     with pytest.raises(ValueError, match="does not fit.*f.head.bias"):
         Trainer(replace(cfg, init=str(tmp_path / "broken.pt")), samp, samp)
+
+
+# --------------------------------------------------------------------------------- ab class head
+
+
+def test_class_head_gives_output_zero_and_regression_the_rest():
+    torch.manual_seed(0)
+    net = SelfRegNet(classes=True).eval()
+    backbone = FrozenBackbone().eval()
+    l = torch.rand(2, 1, H, W) * 100
+    with torch.no_grad():
+        feats = backbone(l)
+        out = net.f(l, feats)
+        one = net.f(l, feats, num=1)
+        reg, logits = net.f.parts(l, feats, NUM_DIVERSE)
+        shown = net.f.class_ab(logits, l)
+    assert out.shape == (2, NUM_DIVERSE, 2, H, W) and one.shape == (2, 1, 2, H, W)
+    assert logits.shape == (2, net.f.cls.centres.shape[0], H // 4, W // 4)
+    assert torch.allclose(out[:, 0], shown, atol=1e-4) and torch.allclose(one[:, 0], shown, atol=1e-4)
+    assert torch.allclose(out[:, 1:], reg[:, : NUM_DIVERSE - 1], atol=1e-4)
+    # The temperature buffer is what output 0 uses.
+    net.f.cls.temperature.fill_(0.2)
+    with torch.no_grad():
+        cold = net.f(l, feats, num=1)[:, 0]
+        assert torch.allclose(cold, net.f.class_ab(logits, l, temperature=0.2), atol=1e-4)
+    assert not torch.allclose(cold, shown, atol=1e-2)
+
+
+def test_class_training_step_trains_the_head_and_files_keep_it(tmp_path):
+    torch.manual_seed(0)
+    family = SelfRegFamily(classes=1, knn_samples=128)
+    net = family.build_net().train()
+    batch = synthetic_batch(b=2, t=2, size=32)
+    out = family.training_step(net, batch, FrozenBackbone().eval(), step=0)
+    assert {"classes", "temporal_cls"} <= set(out) and torch.isfinite(out["loss"])
+    assert 0 < float(out["classes"]) < 10  # cross-entropy over ~220 classes starts near log(220) = 5.4
+    out["loss"].backward()
+    assert net.f.cls.logits.weight.grad.abs().sum() > 0 and net.f.head.weight.grad.abs().sum() > 0
+    net.f.cls.temperature.fill_(0.5)
+    torch.save(net.state_dict(), tmp_path / "cls.pt")
+    model = create_model("selfreg", weights=tmp_path / "cls.pt", refine_passes=0)
+    assert model.net.f.cls is not None and float(model.net.f.cls.temperature) == 0.5
