@@ -31,7 +31,8 @@ from torch.nn import functional as F
 
 from colorize.models.backbone import EMBED_DIM, FeatureSpec, FrozenBackbone, load_pretrained_backbone
 from colorize.models.base import ModelInfo, StreamColorizer
-from colorize.models.registry import load_weights, register_model
+from colorize.models.layers import ABClassHead
+from colorize.models.registry import load_into, load_state, register_model, resolve_weights
 
 if TYPE_CHECKING:  # training types only; nothing under colorize.training runs on the inference path
     from colorize.training.family import TrainBatch
@@ -48,7 +49,7 @@ def _conv(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
 class FlowChromaNet(nn.Module):
     """The trainable part. Inputs: L (N, 1, H, W) and the backbone's features of the same frames."""
 
-    def __init__(self, enc: int = 128, hidden: int = 256, glob: int = 256) -> None:
+    def __init__(self, enc: int = 128, hidden: int = 256, glob: int = 256, classes: bool = False) -> None:
         super().__init__()
         self.enc1 = _conv(1, 24, 2)  # stride 2
         self.enc2 = _conv(24, 48, 2)  # stride 4
@@ -66,6 +67,9 @@ class FlowChromaNet(nn.Module):
         self.dec2 = _conv(96 + 48, 64)
         self.dec3 = _conv(64 + 24, 32)
         self.out = nn.Conv2d(32, 2, 3, 1, 1)
+        # Optional ab class head (Zhang et al.) on the stride-4 decoder (dec2) and the upsampled
+        # stride-8 one (dec1): when present it gives the colours, and dec3/out are not run.
+        self.cls = ABClassHead(64 + 96) if classes else None
 
     def encode(self, l: torch.Tensor, feats: dict) -> tuple[torch.Tensor, tuple]:
         x = l / 50.0 - 1.0
@@ -77,23 +81,33 @@ class FlowChromaNet(nn.Module):
         enc = self.enc_fuse[1](self.enc_fuse[0](torch.cat((e3, feats[8], f16), 1)) + f32)
         return enc, (e1, e2)
 
-    def decode(self, enc, skips, glob_vec, lstm_vec, out_size) -> torch.Tensor:
+    def decode(self, enc, skips, glob_vec, lstm_vec, l: torch.Tensor) -> torch.Tensor:
+        """ab (N, 2, H, W) at the size of the frames' L (N, 1, H, W)."""
+        ab, logits = self.decode_parts(enc, skips, glob_vec, lstm_vec, l.shape[-2:])
+        return ab if logits is None else self.cls.shown(logits, l)
+
+    def decode_parts(self, enc, skips, glob_vec, lstm_vec, out_size) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(regression ab at ``out_size``, None) or, with the class head, (None, its logits at stride 4)."""
         h, w = enc.shape[-2:]
         tile = torch.cat((glob_vec, lstm_vec), 1)[:, :, None, None].expand(-1, -1, h, w)
         x = self.fusion(torch.cat((enc, tile), 1))
-        x = self.dec1(x)
+        x8 = self.dec1(x)
         e1, e2 = skips
-        x = F.interpolate(x, size=e2.shape[-2:], mode="bilinear", align_corners=False)
+        x = F.interpolate(x8, size=e2.shape[-2:], mode="bilinear", align_corners=False)
         x = self.dec2(torch.cat((x, e2), 1))
+        if self.cls is not None:
+            up8 = F.interpolate(x8, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            return None, self.cls(torch.cat((x, up8), 1))
         x = F.interpolate(x, size=e1.shape[-2:], mode="bilinear", align_corners=False)
         x = self.dec3(torch.cat((x, e1), 1))
         ab = torch.tanh(self.out(x)) * AB_SCALE
-        return F.interpolate(ab, size=out_size, mode="bilinear", align_corners=False)
+        return F.interpolate(ab, size=out_size, mode="bilinear", align_corners=False), None
 
-    def forward(self, l: torch.Tensor, feats: dict) -> torch.Tensor:
+    def forward(self, l: torch.Tensor, feats: dict, logits: bool = False):
         """Training form. l: (B, T, 1, H, W); feats: backbone outputs for the B*T frames.
 
         Returns ab (B, T, 2, H, W); frame t sees frames 0..t of its window (causal LSTM).
+        ``logits=True`` (class head only): also the class logits (B*T, Q, H/4, W/4).
         """
         b, t = l.shape[:2]
         flat = l.flatten(0, 1)
@@ -101,7 +115,11 @@ class FlowChromaNet(nn.Module):
         pooled = enc.mean(dim=(2, 3)).view(b, t, -1)
         seq, _ = self.lstm(pooled)
         glob_vec = self.global_fc(feats["embed"])
-        return self.decode(enc, skips, glob_vec, seq.flatten(0, 1), flat.shape[-2:]).view(b, t, 2, *l.shape[-2:])
+        ab, z = self.decode_parts(enc, skips, glob_vec, seq.flatten(0, 1), flat.shape[-2:])
+        if z is not None:
+            ab = self.cls.shown(z, flat)
+        ab = ab.view(b, t, 2, *l.shape[-2:])
+        return (ab, z) if logits else ab
 
 
 # ---------------------------------------------------------------------------------- stream
@@ -134,7 +152,7 @@ class LSTMColorizer(StreamColorizer):
         self._pooled.append(enc.mean(dim=(2, 3)))
         seq, _ = self.net.lstm(torch.stack(tuple(self._pooled), 1))
         glob_vec = self.net.global_fc(feats["embed"])
-        ab = self.net.decode(enc, skips, glob_vec, seq[:, -1], x.shape[-2:])
+        ab = self.net.decode(enc, skips, glob_vec, seq[:, -1], x)
         return [(index, ab.float())]
 
 
@@ -150,8 +168,10 @@ INFO = ModelInfo(
 
 @register_model(INFO)
 def build_lstm(device: torch.device, dtype: torch.dtype, weights=None, window: int = WINDOW, **_) -> LSTMColorizer:
-    net = FlowChromaNet()
-    digest = load_weights(INFO.name, weights, net)
+    path, expected = resolve_weights(INFO.name, weights)
+    state, digest = load_state(path, expected)
+    net = FlowChromaNet(classes=any(k.startswith("cls.") for k in state))  # the file decides
+    load_into(net, state, path)
     backbone = FrozenBackbone(load_pretrained_backbone())
     return LSTMColorizer(INFO, net, backbone, device, dtype, window=window, sha256=digest)
 
@@ -174,9 +194,15 @@ class LSTMFamily:
     gamut = 1
     # What a feature cache (colorize train --cache) stores: strides 8, 16, 32 on their own grids.
     feature_spec = FeatureSpec(grids=((8, 8), (16, 16), (32, 32)), embed=True)
+    # 1: the net gets the ab class head, trained with ``class_weight`` x the cross-entropy to
+    # Zhang's soft-encoded targets at stride 4 instead of the MSE (which is still logged); the
+    # temporal term is on the colours it shows. An --init without the head may be used.
+    classes = 0
+    class_weight = 1.0
+    growth_prefixes = ("cls.",)
 
     def build_net(self) -> nn.Module:
-        return FlowChromaNet()
+        return FlowChromaNet(classes=bool(self.classes))
 
     def training_step(self, net, batch: TrainBatch, backbone: FrozenBackbone, step: int) -> dict:
         lab = batch.lab
@@ -187,21 +213,37 @@ class LSTMFamily:
         else:
             with torch.no_grad():
                 feats = backbone(l.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
-        ab = net(l, feats) / AB_SCALE
+        ce = None
+        if self.classes:
+            ab, z = net(l, feats, logits=True)
+            ab = ab / AB_SCALE
+            ce = self._class_loss(net, z, lab[:, :, 1:].flatten(0, 1))
+        else:
+            ab = net(l, feats) / AB_SCALE
         shown = ab
         if self.gamut:
             from colorize.color.gamut import limit_chroma
 
             shown = limit_chroma(l.flatten(0, 1), ab.flatten(0, 1) * AB_SCALE).view_as(ab) / AB_SCALE
         mse = F.mse_loss(shown, lab[:, :, 1:] / AB_SCALE)
+        main = {"loss": mse, "mse": mse.detach()} if ce is None else {"loss": self.class_weight * ce, "classes": ce.detach(), "mse": mse.detach()}
         if self.temporal_weight <= 0 or t < 2:
-            return {"loss": mse, "mse": mse.detach()}
+            return main
         from colorize.training.losses import temporal_loss
 
         temporal = sum(
             temporal_loss(ab[:, i + 1].float(), ab[:, i].float(), batch.flow[:, i], batch.valid[:, i]) for i in range(t - 1)
         ) / (t - 1)
-        return {"loss": mse + self.temporal_weight * temporal, "mse": mse.detach(), "temporal": temporal.detach()}
+        return {**main, "loss": main["loss"] + self.temporal_weight * temporal, "temporal": temporal.detach()}
+
+    @staticmethod
+    def _class_loss(net, logits: torch.Tensor, ab_gt: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the class logits (N, Q, h, w) to the soft-encoded truth ab (N, 2, H, W)."""
+        from colorize.color.bins import soft_encode
+
+        ab4 = F.interpolate(ab_gt.float(), size=logits.shape[-2:], mode="area")
+        target = soft_encode(ab4, net.cls.centres)
+        return -(target * F.log_softmax(logits.float(), 1)).sum(1).mean()
 
     def predict(self, net, lab: torch.Tensor, backbone: FrozenBackbone) -> torch.Tensor:
         """Validation form: ab for (B, T, 3, H, W) Lab windows."""

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from colorize.models.backbone import EMBED_DIM, FEATURE_BLOCKS, FeatureSpec, FrozenBackbone, load_pretrained_backbone
 from colorize.models.base import ModelInfo, StreamColorizer
-from colorize.models.layers import ConvNormAct, Hypercolumn, UpBlock, resize_to
+from colorize.models.layers import ABClassHead, ConvNormAct, Hypercolumn, UpBlock, resize_to
 from colorize.models.registry import load_into, load_state, register_model, resolve_weights
 from colorize.flow import confidence_map, dis_flow_pair, l_to_uint8, warp
 
@@ -72,36 +72,6 @@ class SemanticContext(nn.Module):
         x = torch.cat((f16, resize_to(feats[32], f16.shape[-2:])), 1)
         x = self.reduce(x) + self.embed(feats["embed"])[:, :, None, None]
         return resize_to(self.out(self.body(self.act(x))), size)
-
-
-class ABClassHead(nn.Module):
-    """Zhang et al.'s classification over quantised ab, on f's stride-4 decoder features.
-
-    Regression to ab pulls every uncertain colour to the brown mean; a distribution over the ab
-    classes (:mod:`colorize.color.bins`) keeps the modes, and the annealed mean at temperature T
-    (a buffer, so the weights file carries the T chosen on validation) picks how far towards the
-    mode to go. Two 1x1 layers on the stride-4 features and the upsampled bottleneck: ~0.28 GMAC at
-    256x448. The logits' ab is brought to f's resolution by the L-guided upsampling of
-    :func:`colorize.color.upsample.guided_upsample`, so colour edges follow L.
-    """
-
-    def __init__(self, in_channels: int, hidden: int = 96, temperature: float = 0.38) -> None:
-        super().__init__()
-        from colorize.color.bins import ab_class_centres
-
-        centres = ab_class_centres()
-        self.register_buffer("centres", centres.clone())
-        self.register_buffer("temperature", torch.tensor(float(temperature)))
-        self.hidden = ConvNormAct(in_channels, hidden, k=1)
-        self.logits = nn.Conv2d(hidden, centres.shape[0], 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits(self.hidden(x))
-
-    def decode(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
-        from colorize.color.bins import annealed_mean
-
-        return annealed_mean(logits, self.centres, self.temperature if temperature is None else temperature)
 
 
 class ColorizationNet(nn.Module):
@@ -147,12 +117,8 @@ class ColorizationNet(nn.Module):
         return torch.cat((self.class_ab(logits, l)[:, None], reg), 1)
 
     def class_ab(self, logits: torch.Tensor, l: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
-        """The class head's ab (N, 2, H, W) at L's resolution: annealed mean, L-guided upsampling."""
-        from colorize.color.upsample import guided_upsample
-
-        ab4 = self.cls.decode(logits, temperature)
-        l4 = F.interpolate(l.float(), size=ab4.shape[-2:], mode="area")
-        return guided_upsample(ab4, l4 / 100.0, l.float() / 100.0, radius=1, eps=1e-3).to(l.dtype)
+        """The class head's ab (N, 2, H, W) at L's resolution (:meth:`ABClassHead.shown`)."""
+        return self.cls.shown(logits, l, temperature)
 
     def parts(self, l: torch.Tensor, feats: dict, num_reg: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(regression outputs 0..num_reg-1 (N, num_reg, 2, H, W), class logits at stride 4 or None)."""

@@ -95,3 +95,31 @@ def test_stride32_input_starts_at_zero_so_fine_tuning_keeps_the_function():
         assert torch.equal(net(win, feats), net(win, other))  # a new net ignores the stride-32 map
         net.enc_s32.weight.normal_(0, 0.05)
         assert not torch.allclose(net(win, feats), net(win, other))  # once trained, it is used
+
+
+def test_class_head_stream_equals_training_form_and_the_file_decides(tmp_path):
+    from colorize.models import create_model
+    from colorize.training.trainer import with_overrides
+    from tests.training.synthetic import synthetic_batch
+
+    torch.manual_seed(0)
+    family = with_overrides(FAMILY, {"classes": "1"})
+    net = family.build_net()
+    assert net.cls is not None and FAMILY.build_net().cls is None
+    out = family.training_step(net.train(), synthetic_batch(b=1, t=3, size=32), FrozenBackbone().eval(), step=0)
+    assert {"classes", "mse", "temporal"} <= set(out) and 3 < float(out["classes"]) < 8
+    out["loss"].backward()
+    assert net.cls.logits.weight.grad.abs().sum() > 0 and net.out.weight.grad is None  # dec3/out unused
+    net.cls.temperature.fill_(0.3)
+    torch.save(net.state_dict(), tmp_path / "cls.pt")
+    model = create_model("lstm", weights=tmp_path / "cls.pt")
+    assert model.net.cls is not None and abs(float(model.net.cls.temperature) - 0.3) < 1e-6
+    frames = _frames(3, seed=4)
+    streamed = [model.push(i, l)[0][1] for i, l in enumerate(frames)]
+    with torch.inference_mode():
+        win = torch.stack(frames)[None]
+        feats = model.backbone(win.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
+        ab, logits = model.net(win, feats, logits=True)
+    assert logits.shape[-2:] == (64 // 4, 96 // 4)
+    assert (ab[0, -1] - streamed[-1][0]).abs().max() < 1e-2
+    assert (ab[0, -1] - model.net.cls.shown(logits[-1:], win[0, -1:], temperature=0.3)[0]).abs().max() < 1e-3
