@@ -123,3 +123,22 @@ def test_class_head_stream_equals_training_form_and_the_file_decides(tmp_path):
     assert logits.shape[-2:] == (64 // 4, 96 // 4)
     assert (ab[0, -1] - streamed[-1][0]).abs().max() < 1e-2
     assert (ab[0, -1] - model.net.cls.shown(logits[-1:], win[0, -1:], temperature=0.3)[0]).abs().max() < 1e-3
+
+
+def test_class_rebalancing_weights_the_cross_entropy_by_colour_rarity():
+    from colorize.training.rebalance import NBINS
+    from colorize.training.trainer import with_overrides
+    from tests.training.synthetic import synthetic_batch
+
+    torch.manual_seed(0)
+    plain = with_overrides(FAMILY, {"classes": "1"})
+    net = plain.build_net().eval()
+    batch = synthetic_batch(b=1, t=2, size=32)
+    bb = FrozenBackbone().eval()
+    rare = with_overrides(FAMILY, {"classes": "1", "rebalance": "0.5"})
+    with torch.no_grad():
+        base = plain.training_step(net, batch, bb, step=0)["classes"]
+        rare.ab_weights = torch.ones(NBINS, NBINS)  # uniform weights: the same loss
+        assert torch.allclose(rare.training_step(net, batch, bb, step=0)["classes"], base)
+        rare.ab_weights = torch.full((NBINS, NBINS), 3.0)
+        assert torch.allclose(rare.training_step(net, batch, bb, step=0)["classes"], 3 * base)
