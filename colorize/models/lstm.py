@@ -221,7 +221,10 @@ class LSTMFamily:
         if self.classes:
             ab, z = net(l, feats, logits=True)
             ab = ab / AB_SCALE
-            ce = self._class_loss(net, z, lab[:, :, 1:].flatten(0, 1), self.ab_weights if self.rebalance > 0 else None)
+            from colorize.training.losses import class_cross_entropy
+
+            ce = class_cross_entropy(z, lab[:, :, 1:].flatten(0, 1), net.cls.centres,
+                                     self.ab_weights if self.rebalance > 0 else None)
         else:
             ab = net(l, feats) / AB_SCALE
         shown = ab
@@ -239,20 +242,6 @@ class LSTMFamily:
             temporal_loss(ab[:, i + 1].float(), ab[:, i].float(), batch.flow[:, i], batch.valid[:, i]) for i in range(t - 1)
         ) / (t - 1)
         return {**main, "loss": main["loss"] + self.temporal_weight * temporal, "temporal": temporal.detach()}
-
-    @staticmethod
-    def _class_loss(net, logits: torch.Tensor, ab_gt: torch.Tensor, ab_weights=None) -> torch.Tensor:
-        """Cross-entropy of the class logits (N, Q, h, w) to the soft-encoded truth ab (N, 2, H, W),
-        each pixel weighted by the rebalancing table ``ab_weights`` if given."""
-        from colorize.color.bins import soft_encode
-        from colorize.training.rebalance import pixel_weights
-
-        ab4 = F.interpolate(ab_gt.float(), size=logits.shape[-2:], mode="area")
-        target = soft_encode(ab4, net.cls.centres)
-        ce = -(target * F.log_softmax(logits.float(), 1)).sum(1, keepdim=True)
-        if ab_weights is not None:
-            ce = ce * pixel_weights(ab4, ab_weights)
-        return ce.mean()
 
     def predict(self, net, lab: torch.Tensor, backbone: FrozenBackbone) -> torch.Tensor:
         """Validation form: ab for (B, T, 3, H, W) Lab windows."""

@@ -558,22 +558,16 @@ class SelfRegFamily:
     def _class_losses(self, net, logits, l, ab_gt, batch, b, t):
         """Cross-entropy of the class head to the soft-encoded truth at its stride-4 grid, and the
         temporal loss of the ab it shows (annealed mean at the net's temperature) along the flow."""
-        from colorize.color.bins import soft_encode
         from colorize.training import losses
-        from colorize.training.rebalance import pixel_weights
 
-        ab4 = F.interpolate(ab_gt, size=logits.shape[-2:], mode="area")
-        target = soft_encode(ab4, net.f.cls.centres)
-        ce = -(target * F.log_softmax(logits.float(), 1)).sum(1, keepdim=True)  # (BT, 1, h, w)
-        if self.rebalance > 0:
-            if self.ab_weights is None:
-                raise ValueError("rebalance is on but no ab_weights were set (the trainer sets them)")
-            ce = ce * pixel_weights(ab4, self.ab_weights)
+        if self.rebalance > 0 and self.ab_weights is None:
+            raise ValueError("rebalance is on but no ab_weights were set (the trainer sets them)")
+        ce = losses.class_cross_entropy(logits, ab_gt, net.f.cls.centres, self.ab_weights if self.rebalance > 0 else None)
         shown = (net.f.class_ab(logits, l) / AB_SCALE).view(b, t, 2, *l.shape[-2:])
         temporal = 0.0
         for i in range(t - 1):
             temporal = temporal + losses.temporal_loss(shown[:, i + 1], shown[:, i], batch.flow[:, i], batch.valid[:, i])
-        return ce.mean(), temporal / (t - 1)
+        return ce, temporal / (t - 1)
 
     @torch.no_grad()
     def predict(self, net: SelfRegNet, lab: torch.Tensor, backbone: FrozenBackbone) -> torch.Tensor:

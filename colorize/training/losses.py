@@ -134,3 +134,19 @@ def huber(pred: torch.Tensor, target: torch.Tensor, delta: float = 0.05, weight:
     if weight is not None:
         per_element = per_element * weight
     return per_element.flatten(1).mean(1) / delta
+
+
+def class_cross_entropy(logits: torch.Tensor, ab_gt: torch.Tensor, centres: torch.Tensor,
+                        ab_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Zhang et al.'s loss for an ab class head: the cross-entropy of ``logits`` (N, Q, h, w) to the
+    soft-encoded truth ``ab_gt`` (N, 2, H, W, ab units; area-averaged onto the logits' grid),
+    each pixel weighted by the rebalancing table ``ab_weights`` (colorize.training.rebalance) if
+    given. Returns the mean over pixels."""
+    from colorize.color.bins import soft_encode
+    from colorize.training.rebalance import pixel_weights
+
+    ab_low = F.interpolate(ab_gt.float(), size=logits.shape[-2:], mode="area")
+    ce = -(soft_encode(ab_low, centres) * F.log_softmax(logits.float(), 1)).sum(1, keepdim=True)
+    if ab_weights is not None:
+        ce = ce * pixel_weights(ab_low, ab_weights)
+    return ce.mean()

@@ -102,3 +102,19 @@ def test_huber_is_l1_like_for_large_and_quadratic_for_small_errors():
     z = torch.zeros(1, 4)
     assert torch.isclose(huber(torch.full((1, 4), 1.0), z, delta=0.05), torch.tensor(1.0 - 0.025))
     assert torch.isclose(huber(torch.full((1, 4), 0.01), z, delta=0.05), torch.tensor(0.5 * 0.01**2 / 0.05))
+
+
+def test_class_cross_entropy_is_least_at_the_soft_target_and_rebalances():
+    from colorize.color.bins import ab_class_centres, soft_encode
+    from colorize.training.losses import class_cross_entropy
+    from colorize.training.rebalance import NBINS
+
+    c = ab_class_centres()
+    ab = torch.randn(2, 2, 8, 8) * 15
+    target = soft_encode(torch.nn.functional.interpolate(ab, size=(4, 4), mode="area"), c)
+    at_target = torch.log(target.clamp_min(1e-9))
+    ce = class_cross_entropy(at_target, ab, c)
+    assert ce < class_cross_entropy(torch.zeros_like(at_target), ab, c)  # uniform is worse
+    assert ce < class_cross_entropy(at_target + 0.5 * torch.randn_like(at_target), ab, c)
+    twice = class_cross_entropy(at_target, ab, c, ab_weights=torch.full((NBINS, NBINS), 2.0))
+    assert torch.allclose(twice, 2 * ce)
