@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorize.models.backbone import EMBED_DIM, FEATURE_BLOCKS, FeatureSpec, FrozenBackbone, load_pretrained_backbone
+from colorize.models.backbone import EMBED_DIM, VARIANTS, FeatureSpec, FrozenBackbone, get_variant, load_pretrained_backbone
 from colorize.models.base import ModelInfo, StreamColorizer
 from colorize.models.layers import ABClassHead, ConvNormAct, Hypercolumn, UpBlock, resize_to
 from colorize.models.registry import load_into, load_state, register_model, resolve_weights
@@ -56,9 +56,10 @@ class SemanticContext(nn.Module):
     zero, so a net that gains the branch starts as the net it was.
     """
 
-    def __init__(self, out_channels: int, width: int = 192) -> None:
+    def __init__(self, out_channels: int, width: int = 192, backbone: str = "lite0") -> None:
         super().__init__()
-        c16, c32 = FEATURE_BLOCKS[16][1], FEATURE_BLOCKS[32][1]
+        blocks = get_variant(backbone).feature_blocks
+        c16, c32 = blocks[16][1], blocks[32][1]
         self.reduce = nn.Conv2d(c16 + c32, width, 1, bias=False)
         self.embed = nn.Linear(EMBED_DIM, width, bias=False)
         self.act = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=True))
@@ -84,16 +85,17 @@ class ColorizationNet(nn.Module):
     """
 
     def __init__(self, num_outputs: int = NUM_DIVERSE, widths: tuple[int, ...] = (8, 16, 32, 64),
-                 context: bool = False, classes: bool = False) -> None:
+                 context: bool = False, classes: bool = False, backbone: str = "lite0") -> None:
         super().__init__()
         c0, c1, c2, c3 = widths
+        blocks = get_variant(backbone).feature_blocks
         self.num_outputs = num_outputs
         self.enc0 = ConvNormAct(1, c0)
         self.enc1 = ConvNormAct(c0, c1, stride=2)
         self.enc2 = ConvNormAct(c1, c2, stride=2)
         self.enc3 = ConvNormAct(c2, c3, stride=2)
-        self.hyper = Hypercolumn({s: FEATURE_BLOCKS[s][1] for s in BACKBONE_STRIDES}, c3, EMBED_DIM)
-        self.context = SemanticContext(c3) if context else None
+        self.hyper = Hypercolumn({s: blocks[s][1] for s in BACKBONE_STRIDES}, c3, EMBED_DIM)
+        self.context = SemanticContext(c3, backbone=backbone) if context else None
         self.hyper_act = nn.Sequential(nn.BatchNorm2d(c3), nn.ReLU(inplace=True))
         self.fuse = ConvNormAct(2 * c3, c3, k=1)
         self.mid = nn.Sequential(ConvNormAct(c3, c3), ConvNormAct(c3, c3, dilation=2), ConvNormAct(c3, c3))
@@ -188,9 +190,11 @@ class RefinementNet(nn.Module):
 class SelfRegNet(nn.Module):
     """The trainable parameters of ``selfreg`` (what the weights file holds): f and g."""
 
-    def __init__(self, num_outputs: int = NUM_DIVERSE, context: bool = False, classes: bool = False) -> None:
+    def __init__(self, num_outputs: int = NUM_DIVERSE, context: bool = False, classes: bool = False,
+                 backbone: str = "lite0") -> None:
         super().__init__()
-        self.f = ColorizationNet(num_outputs, context=context, classes=classes)
+        self.backbone_variant = backbone  # which EfficientNet-Lite's features f reads
+        self.f = ColorizationNet(num_outputs, context=context, classes=classes, backbone=backbone)
         self.g = RefinementNet()
 
     def refine(
@@ -211,6 +215,18 @@ class SelfRegNet(nn.Module):
         conf_c = confidence_map(ab_s / AB_SCALE, ab_w / AB_SCALE, mask_s, alpha)
         conf_x = confidence_map(l_s / 100.0, l_w / 100.0, mask_s, alpha)
         return self.g(ab_s, ab_w, conf_c, conf_x, l_s, mask_s)
+
+
+def backbone_of(state: dict) -> str:
+    """The backbone variant a state dict was trained on, from the width of its stride-8 input."""
+    key = "f.hyper.reduce.8.weight"
+    if key not in state:
+        return "lite0"  # let the strict load report what is missing
+    width = state[key].shape[1]
+    for name, variant in VARIANTS.items():
+        if variant.feature_blocks[8][1] == width:
+            return name
+    return "lite0"
 
 
 def checkpoint_filter_fn(state: dict) -> dict:
@@ -413,6 +429,7 @@ class SelfRegFamily:
         context: int = 0,
         classes: int = 0,
         class_weight: float = 0.05,
+        lite2: int = 0,
     ) -> None:
         self.num_outputs = num_outputs
         # beta_0 = 1: output 0 is always fully supervised, the safe single answer that diverse=1
@@ -443,13 +460,20 @@ class SelfRegFamily:
         # (rebalanced when ``rebalance`` > 0) and with the temporal loss on the ab it shows.
         self.classes = classes
         self.class_weight = class_weight
+        # 1: f reads EfficientNet-Lite2's features instead of Lite0's (a new net: no --init).
+        self.lite2 = lite2
+
+    @property
+    def backbone_variant(self) -> str:
+        return "lite2" if self.lite2 else "lite0"
 
     # Parameters an --init file may lack: the context branch (zero-started, so the net starts as
     # it was) and the class head (new; the regression heads keep working meanwhile).
     growth_prefixes = ("f.context.", "f.cls.")
 
     def build_net(self) -> SelfRegNet:
-        return SelfRegNet(self.num_outputs, context=bool(self.context), classes=bool(self.classes))
+        return SelfRegNet(self.num_outputs, context=bool(self.context), classes=bool(self.classes),
+                          backbone=self.backbone_variant)
 
     # What a feature cache stores for this family (colorize.training.feature_cache): the
     # hypercolumn reads strides 2..8 on the stride-8 grid, 16 and 32 on their own.
@@ -613,12 +637,13 @@ def selfreg(
     state = checkpoint_filter_fn(state)
     # The architecture follows the file: nets trained with the SemanticContext branch carry its keys.
     net = SelfRegNet(context=any(k.startswith("f.context.") for k in state),
-                     classes=any(k.startswith("f.cls.") for k in state))
+                     classes=any(k.startswith("f.cls.") for k in state),
+                     backbone=backbone_of(state))
     load_into(net, state, path)
     model = SelfRegColorizer(
         INFO,
         net,
-        FrozenBackbone(load_pretrained_backbone()),
+        FrozenBackbone(load_pretrained_backbone(net.backbone_variant)),
         device,
         dtype,
         diverse=diverse,

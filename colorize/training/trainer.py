@@ -135,7 +135,7 @@ class Trainer:
         if cfg.init:
             self._load_init(cfg.init)
         self.ema_net = copy.deepcopy(self.net).eval().requires_grad_(False) if cfg.ema > 0 else None
-        self.backbone = FrozenBackbone(load_pretrained_backbone())
+        self.backbone = FrozenBackbone(load_pretrained_backbone(getattr(self.family, "backbone_variant", "lite0")))
         self.opt = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
         self.step = 0
         self.wall = 0.0
@@ -170,6 +170,9 @@ class Trainer:
         settings = {"data": list(self.cfg.data), "size": self.cfg.size, "window": self.family.window,
                     "seed": self.cfg.seed, "photo_short": self.cfg.photo_short, "crop_min": self.cfg.crop_min,
                     "family": self.family.name}
+        variant = getattr(self.family, "backbone_variant", "lite0")
+        if variant != "lite0":  # (Lite0 caches predate the key)
+            settings["backbone"] = variant
         cache = FeatureCache.build(self.cfg.cache, sampler, self.backbone, spec, self.cfg.cache_samples, settings,
                                    feat_dtype=self.cfg.cache_dtype)
         return CachedSampler(cache, self.cfg.seed)

