@@ -85,7 +85,8 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     state = torch.load(args.weights, map_location="cpu", weights_only=True)
     if any(k.startswith("f.cls.") for k in state):
-        net = selfreg.SelfRegNet(context=any(k.startswith("f.context.") for k in state), classes=True)
+        net = selfreg.SelfRegNet(context=any(k.startswith("f.context.") for k in state), classes=True,
+                                 backbone=selfreg.backbone_of(state))
         head, window = lambda: net.f.cls, selfreg.FAMILY.window
     elif any(k.startswith("cls.") for k in state):
         net = lstm.FlowChromaNet(classes=True)
@@ -99,8 +100,9 @@ def main() -> int:
     _, val = build_samplers(args.data, cfg)
     batches = [val.batch(i, args.batch) for i in range(args.batches)]
     temps = sorted({float(t) for t in args.temps.split(",")}, reverse=True)
-    results = sweep(net, batches, FrozenBackbone(load_pretrained_backbone()), temps)
-    print(f"validation: {args.batches} batches x {args.batch} windows of {window} at {args.size} px; file T = {float(head().temperature):.2f}")
+    variant = getattr(net, "backbone_variant", "lite0")
+    results = sweep(net, batches, FrozenBackbone(load_pretrained_backbone(variant)), temps)
+    print(f"validation: {args.batches} batches x {args.batch} windows of {window} at {args.size} px; backbone {variant}; file T = {float(head().temperature):.2f}")
     print("T      gain dB  colourfulness")
     for t, (gain, colour) in results.items():
         print(f"{t:<6.2f} {gain:+7.3f}  {colour:.3f}")
