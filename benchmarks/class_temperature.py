@@ -40,9 +40,13 @@ def logits_of(net, lab: torch.Tensor, backbone) -> torch.Tensor:
     return net(l, feats, logits=True)[1]
 
 
+def class_head(net):
+    return net.f.cls if isinstance(net, selfreg.SelfRegNet) else net.cls
+
+
 def sweep(net, batches, backbone, temps: list[float]) -> dict[float, tuple[float, float]]:
     """{T: (mean PSNR gain over grey in dB, colourfulness ratio)} over the batches."""
-    head = net.f.cls if isinstance(net, selfreg.SelfRegNet) else net.cls
+    head = class_head(net)
     sums = {t: [0.0, 0.0, 0.0] for t in temps}
     grey_sum, colour_gt = 0.0, 0.0
     with torch.no_grad():
@@ -84,16 +88,12 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     state = torch.load(args.weights, map_location="cpu", weights_only=True)
-    if any(k.startswith("f.cls.") for k in state):
-        net = selfreg.SelfRegNet(context=any(k.startswith("f.context.") for k in state), classes=True,
-                                 backbone=selfreg.backbone_of(state))
-        head, window = lambda: net.f.cls, selfreg.FAMILY.window
-    elif any(k.startswith("cls.") for k in state):
-        net = lstm.FlowChromaNet(classes=True)
-        head, window = lambda: net.cls, lstm.FAMILY.window
-    else:
+    family = selfreg if any(k.startswith("f.") for k in state) else lstm
+    net = family.net_for(state)
+    if class_head(net) is None:
         print(f"{args.weights} has no ab class head", file=sys.stderr)
         return 2
+    window = family.FAMILY.window
     net.load_state_dict(state)
     net.eval()
     cfg = DataConfig(size=args.size, window=window, photo_short=args.photo_size, crop_min=args.crop_min)
@@ -102,14 +102,14 @@ def main() -> int:
     temps = sorted({float(t) for t in args.temps.split(",")}, reverse=True)
     variant = getattr(net, "backbone_variant", "lite0")
     results = sweep(net, batches, FrozenBackbone(load_pretrained_backbone(variant)), temps)
-    print(f"validation: {args.batches} batches x {args.batch} windows of {window} at {args.size} px; backbone {variant}; file T = {float(head().temperature):.2f}")
+    print(f"validation: {args.batches} batches x {args.batch} windows of {window} at {args.size} px; backbone {variant}; file T = {float(class_head(net).temperature):.2f}")
     print("T      gain dB  colourfulness")
     for t, (gain, colour) in results.items():
         print(f"{t:<6.2f} {gain:+7.3f}  {colour:.3f}")
     best = choose(results, args.tolerance)
     print(f"chosen T = {best:.2f} (the most colourful within {args.tolerance} dB of the best gain)")
     if args.write:
-        head().temperature.fill_(best)
+        class_head(net).temperature.fill_(best)
         torch.save(net.state_dict(), args.write)
         print(f"wrote {args.write}")
     return 0

@@ -166,11 +166,16 @@ INFO = ModelInfo(
 )
 
 
+def net_for(state: dict) -> FlowChromaNet:
+    """An untrained :class:`FlowChromaNet` shaped like ``state``: the file decides the class head."""
+    return FlowChromaNet(classes=any(k.startswith("cls.") for k in state))
+
+
 @register_model(INFO)
 def build_lstm(device: torch.device, dtype: torch.dtype, weights=None, window: int = WINDOW, **_) -> LSTMColorizer:
     path, expected = resolve_weights(INFO.name, weights)
     state, digest = load_state(path, expected)
-    net = FlowChromaNet(classes=any(k.startswith("cls.") for k in state))  # the file decides
+    net = net_for(state)
     load_into(net, state, path)
     backbone = FrozenBackbone(load_pretrained_backbone())
     return LSTMColorizer(INFO, net, backbone, device, dtype, window=window, sha256=digest)
@@ -217,23 +222,21 @@ class LSTMFamily:
         else:
             with torch.no_grad():
                 feats = backbone(l.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
-        ce = None
-        if self.classes:
-            ab, z = net(l, feats, logits=True)
-            ab = ab / AB_SCALE
-            from colorize.training.losses import class_cross_entropy
-
-            ce = class_cross_entropy(z, lab[:, :, 1:].flatten(0, 1), net.cls.centres,
-                                     self.ab_weights if self.rebalance > 0 else None)
-        else:
-            ab = net(l, feats) / AB_SCALE
+        ab, z = net(l, feats, logits=True)  # z: the class logits, None without the class head
+        ab = ab / AB_SCALE
         shown = ab
         if self.gamut:
             from colorize.color.gamut import limit_chroma
 
             shown = limit_chroma(l.flatten(0, 1), ab.flatten(0, 1) * AB_SCALE).view_as(ab) / AB_SCALE
         mse = F.mse_loss(shown, lab[:, :, 1:] / AB_SCALE)
-        main = {"loss": mse, "mse": mse.detach()} if ce is None else {"loss": self.class_weight * ce, "classes": ce.detach(), "mse": mse.detach()}
+        main = {"loss": mse, "mse": mse.detach()}
+        if z is not None:
+            from colorize.training.losses import class_cross_entropy
+
+            ce = class_cross_entropy(z, lab[:, :, 1:].flatten(0, 1), net.cls.centres,
+                                     self.ab_weights if self.rebalance > 0 else None)
+            main = {"loss": self.class_weight * ce, "classes": ce.detach(), "mse": mse.detach()}
         if self.temporal_weight <= 0 or t < 2:
             return main
         from colorize.training.losses import temporal_loss

@@ -229,6 +229,14 @@ def backbone_of(state: dict) -> str:
     return "lite0"
 
 
+def net_for(state: dict) -> SelfRegNet:
+    """An untrained :class:`SelfRegNet` shaped like ``state`` (after :func:`checkpoint_filter_fn`):
+    the file decides whether f has the context branch and the class head, and which backbone it reads."""
+    return SelfRegNet(context=any(k.startswith("f.context.") for k in state),
+                      classes=any(k.startswith("f.cls.") for k in state),
+                      backbone=backbone_of(state))
+
+
 def checkpoint_filter_fn(state: dict) -> dict:
     """Map a training checkpoint's state dict onto :class:`SelfRegNet` keys.
 
@@ -635,10 +643,7 @@ def selfreg(
     path, expected = resolve_weights("selfreg", weights)
     state, digest = load_state(path, expected)
     state = checkpoint_filter_fn(state)
-    # The architecture follows the file: nets trained with the SemanticContext branch carry its keys.
-    net = SelfRegNet(context=any(k.startswith("f.context.") for k in state),
-                     classes=any(k.startswith("f.cls.") for k in state),
-                     backbone=backbone_of(state))
+    net = net_for(state)
     load_into(net, state, path)
     model = SelfRegColorizer(
         INFO,

@@ -15,9 +15,10 @@ outside the repository as memory-mapped ``.npy`` arrays:
     embed  (N * T, 1280)
 
 ``meta.json`` records the settings and how many samples are done, so building resumes after an
-interruption, and a finished cache can be grown: asking for more samples with the same settings keeps
-the samples already built (sample i is always the sampler's draw i) and appends the rest. The feature dtype is float16 by default (half the disk and memory traffic; the
-training loss changes by ~1e-3 relative); float32 reproduces the uncached loss exactly.
+interruption, and a finished cache can be grown: asking for more samples with the same settings
+keeps the samples already built (sample i is always the sampler's draw i) and appends the rest.
+The feature dtype is float16 by default (half the disk and memory traffic; the training loss
+changes by ~1e-3 relative); float32 reproduces the uncached loss exactly.
 
 A :class:`CachedSampler` then draws batches from the cache, deterministically from
 ``(seed, step)`` like the uncached sampler, with the features attached (``TrainBatch.feats``).

@@ -155,8 +155,7 @@ class Trainer:
         zero-initialised growth (``growth_prefixes``), which an older file may lack."""
         state = torch.load(path, map_location="cpu", weights_only=True)
         missing, unexpected = self.net.load_state_dict(state, strict=False)
-        grown = tuple(getattr(self.family, "growth_prefixes", ()))
-        bad = [k for k in missing if not k.startswith(grown)] if grown else list(missing)
+        bad = [k for k in missing if not k.startswith(tuple(getattr(self.family, "growth_prefixes", ())))]
         if bad or unexpected:
             raise ValueError(f"--init {path} does not fit model {self.family.name!r}: "
                              f"missing {bad[:5]}, unexpected {list(unexpected)[:5]}")
