@@ -1,7 +1,7 @@
 """Training steps per second: with and without the feature cache, fp32 and bf16, same batch.
 
     python benchmarks/train_speed.py --data DIR [--data DIR ...] [--model selfreg] [--batch 6]
-        [--size 128] [--steps 30] [--threads 1]
+        [--size 128] [--steps 30] [--threads 1] [--set NAME=VALUE ...]
 
 Builds a small feature cache (``--cache-samples``, default 256) in a temporary folder, then times
 ``--steps`` optimisation steps (after 3 warm-up steps) of the model family in each mode, with the
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colorize.models.backbone import FrozenBackbone, load_pretrained_backbone  # noqa: E402
 from colorize.training.data import DataConfig, build_samplers  # noqa: E402
-from colorize.training.feature_cache import CachedSampler, FeatureCache  # noqa: E402
-from colorize.training.trainer import load_family  # noqa: E402
+from colorize.training.feature_cache import CachedSampler, FeatureCache, cache_spec  # noqa: E402
+from colorize.training.trainer import load_family, with_overrides  # noqa: E402
 
 
 def time_steps(family, sampler, backbone, batch: int, steps: int, bf16: bool) -> tuple[float, float]:
@@ -58,14 +58,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache-samples", type=int, default=256)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                    help="a family setting, as in colorize train --set (e.g. classes=1)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    family = load_family(args.model)
+    family = with_overrides(load_family(args.model), dict(o.split("=", 1) for o in args.overrides))
     backbone = FrozenBackbone(load_pretrained_backbone())
     train, _ = build_samplers(args.data, DataConfig(size=args.size, window=family.window), seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        cache = FeatureCache.build(tmp, train, backbone, family.feature_spec, args.cache_samples, {"bench": 1})
+        cache = FeatureCache.build(tmp, train, backbone, cache_spec(family), args.cache_samples, {"bench": 1})
         build = time.perf_counter() - t0
         cached = CachedSampler(cache)
         rows = {}

@@ -248,6 +248,9 @@ class FeatureSpec:
 
     grids: tuple[tuple[int, int], ...]  # ((stride, grid stride), ...)
     embed: bool = True
+    # (k, samples, lam): a feature cache also stores each frame's bilateral nearest neighbours
+    # (colorize.training.losses.knn_pairs), searched once per sample instead of once per step.
+    knn: tuple[int, int, float] | None = None
 
     @property
     def strides(self) -> tuple[int, ...]:

@@ -487,6 +487,12 @@ class SelfRegFamily:
     # hypercolumn reads strides 2..8 on the stride-8 grid, 16 and 32 on their own.
     feature_spec = FeatureSpec(grids=((2, 8), (4, 8), (8, 8), (16, 16), (32, 32)), embed=True)
 
+    @property
+    def knn_spec(self) -> tuple[int, int, float]:
+        """The bilateral loss's neighbour search (k, samples, lam), which a feature cache runs once
+        per sample (a quarter of a cached step's time when it ran every step)."""
+        return (self.knn_k, self.knn_samples, self.knn_lambda)
+
     def _distances(self, pred: torch.Tensor, ab_gt: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
         """Per-sample, per-output distance (BT, d) of pred (BT, d, 2, H, W) to ab_gt (BT, 2, H, W),
         unit scale, gamut-limited and rebalanced as configured."""
@@ -543,7 +549,8 @@ class SelfRegFamily:
         # Bilateral self-regularization (eq. 2), on every output at once.
         gen = torch.Generator().manual_seed(int(step))
         bilateral = losses.bilateral_loss(
-            pred.flatten(1, 2), rgb_gt, k=self.knn_k, num_samples=self.knn_samples, lam=self.knn_lambda, generator=gen
+            pred.flatten(1, 2), rgb_gt, k=self.knn_k, num_samples=self.knn_samples, lam=self.knn_lambda, generator=gen,
+            pairs=batch.knn,
         )
 
         # Temporal regularization of f (eq. 3) along the batch's flow, and g on the same pairs (eq. 5).

@@ -30,6 +30,9 @@ class TrainBatch:
     feats: the frozen backbone's features of the B*T frames (flattened in that order) when they
            come from a feature cache (:mod:`colorize.training.feature_cache`), else None and the
            family computes them.
+    knn:   bilateral nearest-neighbour pairs of the B*T frames' RGB when they come from a feature
+           cache (:func:`colorize.training.losses.knn_pairs` run once at build time):
+           ``(idx (B*T, S), nbr (B*T, S, k))`` int64 flat pixel indices, else None.
     """
 
     rgb: torch.Tensor
@@ -38,6 +41,7 @@ class TrainBatch:
     valid: torch.Tensor
     other_rgb: torch.Tensor
     feats: dict | None = None
+    knn: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class TrainableFamily(Protocol):

@@ -13,6 +13,9 @@ outside the repository as memory-mapped ``.npy`` arrays:
     feat_K (N * T, C, h, w)           one array per feature key of the family's ``feature_spec``,
                                       already resampled to the grid the family reads it on
     embed  (N * T, 1280)
+    knn_idx (N * T, S_k) int16/32     with ``spec.knn``: each frame's bilateral nearest neighbours
+    knn_nbr (N * T, S_k, k)           (losses.knn_pairs on the stored uint8 frames, seeded by the
+                                      sample's index), so a step skips that search too
 
 ``meta.json`` records the settings and how many samples are done, so building resumes after an
 interruption, and a finished cache can be grown: asking for more samples with the same settings
@@ -31,11 +34,14 @@ import os
 import time
 from pathlib import Path
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
 from colorize.color.lab import rgb_to_lab
 from colorize.models.backbone import FeatureSpec
+from colorize.training.losses import knn_pairs
 from colorize.models.layers import resize_to
 from colorize.training.family import TrainBatch
 
@@ -50,6 +56,24 @@ def features_for(backbone, l: torch.Tensor, spec: FeatureSpec) -> dict:
     if spec.embed:
         out["embed"] = feats["embed"]
     return out
+
+
+def cache_spec(family) -> FeatureSpec | None:
+    """What a cache stores for ``family``: its ``feature_spec``, plus its bilateral neighbour
+    settings (``knn_spec``) where its loss has that term. None: the family cannot use a cache."""
+    spec = getattr(family, "feature_spec", None)
+    knn = getattr(family, "knn_spec", None)
+    if spec is None or knn is None:
+        return spec
+    return replace(spec, knn=tuple(knn))
+
+
+def sample_knn(rgb: torch.Tensor, knn: tuple[int, int, float], sample: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilateral neighbours (idx (T, S), nbr (T, S, k)) of one sample's frames rgb (T, 3, H, W),
+    drawn with a generator seeded by the sample's index (so a cache's row does not depend on how
+    it was built: in chunks, resumed or grown)."""
+    k, samples, lam = knn
+    return knn_pairs(rgb, int(k), int(samples), float(lam), torch.Generator().manual_seed(int(sample)))
 
 
 def _open(path: Path, mode: str, dtype=None, shape=None) -> np.ndarray:
@@ -89,7 +113,8 @@ class FeatureCache:
         folder.mkdir(parents=True, exist_ok=True)
         meta_path = folder / "meta.json"
         key = {"version": VERSION, "settings": settings, "count": count, "feat_dtype": feat_dtype,
-               "spec": [list(g) for g in spec.grids], "embed": spec.embed}
+               "spec": [list(g) for g in spec.grids], "embed": spec.embed,
+               "knn": list(spec.knn) if spec.knn is not None else None}
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
             same = {k: meta.get(k) for k in key if k != "count"} == {k: v for k, v in key.items() if k != "count"}
@@ -109,6 +134,11 @@ class FeatureCache:
             }
             for k, v in feats.items():
                 shapes[_feat_name(k)] = ((count * t, *v.shape[1:]), feat_dtype)
+            if spec.knn is not None:
+                idx, nbr = sample_knn(probe.rgb[0], spec.knn, 0)
+                itype = "int16" if s * s <= np.iinfo(np.int16).max else "int32"
+                shapes["knn_idx"] = ((count * t, idx.shape[1]), itype)
+                shapes["knn_nbr"] = ((count * t, *nbr.shape[1:]), itype)
             for name, (shape, dtype) in shapes.items():
                 _open(folder / f"{name}.npy", "w", dtype, shape).flush()
             meta = {**key, "done": 0, "window": t, "size": s, "arrays": sorted(shapes), "seconds": 0.0}
@@ -130,6 +160,11 @@ class FeatureCache:
             arrays["valid"][sl] = torch.cat([b.valid for b in batches]).to(torch.uint8).numpy()
             for k, v in feats.items():
                 arrays[_feat_name(k)][fsl] = v.numpy().astype(feat_dtype)
+            if "knn_idx" in arrays:
+                stored = torch.from_numpy(arrays["rgb"][sl]).float().div_(255.0)  # what batches will show
+                pairs = [sample_knn(stored[i], meta["knn"], done + i) for i in range(n)]
+                arrays["knn_idx"][fsl] = torch.cat([p[0] for p in pairs]).numpy()
+                arrays["knn_nbr"][fsl] = torch.cat([p[1] for p in pairs]).numpy()
             for a in arrays.values():
                 a.flush()
             done += n
@@ -153,12 +188,17 @@ class FeatureCache:
             if name.startswith("feat_") or name == "embed":
                 arr = torch.from_numpy(np.ascontiguousarray(self.arrays[name][fidx])).float()
                 feats[_feat_key(name)] = arr.to(device)
+        knn = None
+        if "knn_idx" in self.arrays:
+            knn = tuple(torch.from_numpy(np.ascontiguousarray(self.arrays[name][fidx])).long().to(device)
+                        for name in ("knn_idx", "knn_nbr"))
         return TrainBatch(
             rgb=rgb.to(device), lab=lab.to(device),
             flow=torch.from_numpy(np.ascontiguousarray(self.arrays["flow"][idx])).float().to(device),
             valid=torch.from_numpy(np.ascontiguousarray(self.arrays["valid"][idx])).float().to(device),
             other_rgb=rgb[:, 0].to(device),
             feats=feats,
+            knn=knn,
         )
 
 

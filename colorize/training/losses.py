@@ -79,17 +79,26 @@ def bilateral_loss(
     num_samples: int = 1024,
     lam: float = 1.0,
     generator: torch.Generator | None = None,
+    pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Lei & Chen eq. (2): L1 between the predicted colours of bilateral nearest neighbours.
 
     pred: (B, C, H, W) predicted colours (any number of channels: several diverse outputs may be
     stacked); guide: (B, G, H, W) the ground truth the KNN graph is built on (RGB in [0, 1]).
-    Returns the mean over sampled pixels, neighbours and channels. Zero for a constant prediction.
+    ``pairs``: the neighbours already found for this guide (``knn_pairs``'s output, e.g. from a
+    feature cache, which searches them once per sample rather than once per step); they must
+    have ``k`` neighbours each. Returns the mean over sampled pixels, neighbours and channels.
+    Zero for a constant prediction.
     """
     if pred.shape[0] != guide.shape[0] or pred.shape[-2:] != guide.shape[-2:]:
         raise ValueError(f"pred {tuple(pred.shape)} and guide {tuple(guide.shape)} do not match")
     b, c = pred.shape[:2]
-    idx, nbr = knn_pairs(guide, k, num_samples, lam, generator)
+    if pairs is None:
+        idx, nbr = knn_pairs(guide, k, num_samples, lam, generator)
+    else:
+        idx, nbr = pairs
+        if idx.shape[0] != b or nbr.shape[:2] != idx.shape or nbr.shape[2] != k:
+            raise ValueError(f"pairs {tuple(idx.shape)}, {tuple(nbr.shape)} do not fit {b} images and k={k}")
     flat = pred.reshape(b, c, -1)
     centre = torch.gather(flat, 2, idx[:, None].expand(-1, c, -1))  # (B, C, S)
     s = idx.shape[1]

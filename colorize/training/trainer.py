@@ -161,9 +161,9 @@ class Trainer:
                              f"missing {bad[:5]}, unexpected {list(unexpected)[:5]}")
 
     def _cached_sampler(self, sampler):
-        from colorize.training.feature_cache import CachedSampler, FeatureCache
+        from colorize.training.feature_cache import CachedSampler, FeatureCache, cache_spec
 
-        spec = getattr(self.family, "feature_spec", None)
+        spec = cache_spec(self.family)
         if spec is None:
             raise ValueError(f"model family {self.family.name!r} cannot train from a feature cache")
         settings = {"data": list(self.cfg.data), "size": self.cfg.size, "window": self.family.window,

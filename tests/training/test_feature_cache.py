@@ -9,7 +9,7 @@ import torch
 from colorize.models.backbone import FrozenBackbone
 from colorize.models.selfreg import SelfRegFamily
 from colorize.training.data import ClipSampler, DataConfig, load_photos
-from colorize.training.feature_cache import CachedSampler, FeatureCache, features_for
+from colorize.training.feature_cache import CachedSampler, FeatureCache, cache_spec, features_for
 from tests.training.synthetic import write_photo_folder
 
 
@@ -27,7 +27,7 @@ def backbone():
 
 def _build(folder, sampler, backbone, count=6, dtype="float32", **kw):
     fam = SelfRegFamily()
-    return FeatureCache.build(folder, sampler, backbone, fam.feature_spec, count, {"test": 1},
+    return FeatureCache.build(folder, sampler, backbone, cache_spec(fam), count, {"test": 1},
                               feat_dtype=dtype, chunk=4, **kw)
 
 
@@ -48,6 +48,34 @@ def test_cached_step_has_the_uncached_loss(tmp_path, sampler, backbone):
         b = fam.training_step(net, uncached, backbone, step=7)
     for key in a:
         assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-5), key
+
+
+def test_cached_bilateral_neighbours_are_the_searched_ones(tmp_path, sampler, backbone):
+    from colorize.training.losses import bilateral_loss, knn_pairs
+
+    fam = SelfRegFamily(knn_samples=200, knn_k=3)
+    cache = FeatureCache.build(tmp_path / "c", sampler, backbone, cache_spec(fam), 5, {"test": 1},
+                               feat_dtype="float32", chunk=2)
+    assert cache.arrays["knn_nbr"].shape == (10, 200, 3) and cache.arrays["knn_idx"].dtype == np.int16
+    b = cache.batch(np.array([1, 4]))
+    rgb = b.rgb.flatten(0, 1)
+    for row, sample in enumerate((1, 1, 4, 4)):
+        # the same search, seeded by the sample's index, on the frames the batch shows
+        frames = rgb[2 * (row // 2): 2 * (row // 2) + 2]
+        idx, nbr = knn_pairs(frames, 3, 200, 1.0, torch.Generator().manual_seed(sample))
+        assert torch.equal(b.knn[0][row], idx[row % 2]) and torch.equal(b.knn[1][row], nbr[row % 2])
+    # and the step's bilateral loss with them equals the loss that searches them itself
+    pred = torch.randn(4, 2, 64, 64)
+    searched = bilateral_loss(pred, rgb, k=3, num_samples=200, pairs=None,
+                              generator=torch.Generator().manual_seed(0))
+    given = bilateral_loss(pred, rgb, k=3, num_samples=200, pairs=b.knn)
+    assert given > 0 and abs(float(given - searched)) / float(searched) < 0.2  # other samples, same scale
+    with pytest.raises(ValueError, match="do not fit"):
+        bilateral_loss(pred, rgb, k=5, pairs=b.knn)
+    # A cache built with other neighbour settings is another cache.
+    with pytest.raises(ValueError, match="other settings"):
+        FeatureCache.build(tmp_path / "c", sampler, backbone, cache_spec(SelfRegFamily(knn_k=4, knn_samples=200)),
+                           5, {"test": 1}, feat_dtype="float32", chunk=2)
 
 
 def test_float16_cache_is_close_and_half_the_size(tmp_path, sampler, backbone):
@@ -76,7 +104,7 @@ def test_build_resumes_and_refuses_other_settings(tmp_path, sampler, backbone):
     cache = _build(folder, sampler, backbone, count=8, progress=lambda done, total: calls.append(done))
     assert calls == [8] and cache.count == 8
     with pytest.raises(ValueError, match="other settings"):
-        FeatureCache.build(folder, sampler, backbone, SelfRegFamily.feature_spec, 8, {"test": 2},
+        FeatureCache.build(folder, sampler, backbone, cache_spec(SelfRegFamily()), 8, {"test": 2},
                            feat_dtype="float32", chunk=4)
     with pytest.raises(ValueError, match="other settings"):
         _build(folder, sampler, backbone, count=8, dtype="float16")
