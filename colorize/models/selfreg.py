@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from colorize.models.backbone import EMBED_DIM, VARIANTS, FeatureSpec, FrozenBackbone, get_variant, load_pretrained_backbone
 from colorize.models.base import ModelInfo, StreamColorizer
-from colorize.models.layers import ABClassHead, ConvNormAct, Hypercolumn, UpBlock, resize_to
+from colorize.models.layers import ABClassHead, ConvNormAct, Hypercolumn, PatchCritic, UpBlock, resize_to
 from colorize.models.registry import load_into, load_state, register_model, resolve_weights
 from colorize.flow import confidence_map, dis_flow_pair, l_to_uint8, warp
 
@@ -188,14 +188,16 @@ class RefinementNet(nn.Module):
 
 
 class SelfRegNet(nn.Module):
-    """The trainable parameters of ``selfreg`` (what the weights file holds): f and g."""
+    """The trainable parameters of ``selfreg`` (what the weights file holds): f and g, and while
+    training with the adversarial term the critic (``critic``), which no weights file keeps."""
 
     def __init__(self, num_outputs: int = NUM_DIVERSE, context: bool = False, classes: bool = False,
-                 backbone: str = "lite0") -> None:
+                 backbone: str = "lite0", critic: bool = False) -> None:
         super().__init__()
         self.backbone_variant = backbone  # which EfficientNet-Lite's features f reads
         self.f = ColorizationNet(num_outputs, context=context, classes=classes, backbone=backbone)
         self.g = RefinementNet()
+        self.critic = PatchCritic() if critic else None
 
     def refine(
         self,
@@ -240,15 +242,15 @@ def net_for(state: dict) -> SelfRegNet:
 def checkpoint_filter_fn(state: dict) -> dict:
     """Map a training checkpoint's state dict onto :class:`SelfRegNet` keys.
 
-    Drops a ``module.`` (DataParallel) or ``net.`` prefix and any frozen-backbone keys, which are
-    never part of the weights file.
+    Drops a ``module.`` (DataParallel) or ``net.`` prefix, any frozen-backbone keys, which are
+    never part of the weights file, and the training-only critic of the adversarial term.
     """
     out = {}
     for key, value in state.items():
         for prefix in ("module.", "net."):
             if key.startswith(prefix):
                 key = key[len(prefix):]
-        if key.startswith("backbone."):
+        if key.startswith(("backbone.", "critic.")):
             continue
         out[key] = value
     return out
@@ -438,6 +440,9 @@ class SelfRegFamily:
         classes: int = 0,
         class_weight: float = 0.05,
         lite2: int = 0,
+        adversarial: float = 0.0,
+        adv_crop: int = 64,
+        perceptual_crop: int = 0,
     ) -> None:
         self.num_outputs = num_outputs
         # beta_0 = 1: output 0 is always fully supervised, the safe single answer that diverse=1
@@ -446,6 +451,9 @@ class SelfRegFamily:
         # below the grey input on dev_eval).
         self.betas = betas if betas is not None else (1.0,) + tuple(0.1 * 0.5**i for i in range(num_outputs - 1))
         self.perceptual_weight = perceptual_weight
+        # > 0: the perceptual distance reads one random perceptual_crop x perceptual_crop crop per
+        # frame and step (the same for every output and the truth), at (crop / size)^2 of the cost.
+        self.perceptual_crop = perceptual_crop
         self.bilateral_weight = bilateral_weight
         self.temporal_weight = temporal_weight
         self.refine_weight = refine_weight
@@ -470,6 +478,11 @@ class SelfRegFamily:
         self.class_weight = class_weight
         # 1: f reads EfficientNet-Lite2's features instead of Lite0's (a new net: no --init).
         self.lite2 = lite2
+        # > 0: weight of an adversarial term on the output that is shown (output 0, after the
+        # gamut step): a PatchCritic trained alongside (hinge loss) judges one adv_crop x adv_crop
+        # crop per frame and step, real (L, ab) against colourized (L, ab).
+        self.adversarial = adversarial
+        self.adv_crop = adv_crop
 
     @property
     def backbone_variant(self) -> str:
@@ -477,11 +490,12 @@ class SelfRegFamily:
 
     # Parameters an --init file may lack: the context branch (zero-started, so the net starts as
     # it was) and the class head (new; the regression heads keep working meanwhile).
-    growth_prefixes = ("f.context.", "f.cls.")
+    # The critic of the adversarial term starts fresh on any file.
+    growth_prefixes = ("f.context.", "f.cls.", "critic.")
 
     def build_net(self) -> SelfRegNet:
         return SelfRegNet(self.num_outputs, context=bool(self.context), classes=bool(self.classes),
-                          backbone=self.backbone_variant)
+                          backbone=self.backbone_variant, critic=self.adversarial > 0)
 
     # What a feature cache stores for this family (colorize.training.feature_cache): the
     # hypercolumn reads strides 2..8 on the stride-8 grid, 16 and 32 on their own.
@@ -533,6 +547,7 @@ class SelfRegFamily:
 
         # Ranked diversity loss (eq. 7) over per-output distances.
         dists = self._distances(pred, ab_gt, l)
+        gen = torch.Generator().manual_seed(int(step))
         if self.perceptual_weight > 0:
             def feature_fn(x_rgb):
                 fs = backbone.net.features(normalize_rgb255(x_rgb * 255.0), strides=(2, 4, 8), embed=False)
@@ -540,14 +555,19 @@ class SelfRegFamily:
 
             from colorize.color.lab import lab_to_rgb
 
-            l_rep = l.repeat_interleave(d, 0)
-            rgb_pred = lab_to_rgb(torch.cat((l_rep, pred.flatten(0, 1) * AB_SCALE), 1))
-            perc = losses.perceptual_distance(feature_fn, rgb_pred, rgb_gt.repeat_interleave(d, 0))
+            l_p, ab_p, rgb_p = l, pred.flatten(0, 1), rgb_gt
+            if 0 < self.perceptual_crop < min(h, w):
+                c = self.perceptual_crop
+                y = int(torch.randint(h - c + 1, (1,), generator=gen))
+                x = int(torch.randint(w - c + 1, (1,), generator=gen))
+                l_p, ab_p, rgb_p = (z[..., y:y + c, x:x + c] for z in (l_p, ab_p, rgb_p))
+            l_rep = l_p.repeat_interleave(d, 0)
+            rgb_pred = lab_to_rgb(torch.cat((l_rep, ab_p * AB_SCALE), 1))
+            perc = losses.perceptual_distance(feature_fn, rgb_pred, rgb_p.repeat_interleave(d, 0))
             dists = dists + self.perceptual_weight * perc.view(-1, d)
         diversity = losses.ranked_diversity_loss(dists, self.betas)
 
         # Bilateral self-regularization (eq. 2), on every output at once.
-        gen = torch.Generator().manual_seed(int(step))
         bilateral = losses.bilateral_loss(
             pred.flatten(1, 2), rgb_gt, k=self.knn_k, num_samples=self.knn_samples, lam=self.knn_lambda, generator=gen,
             pairs=batch.knn,
@@ -582,6 +602,11 @@ class SelfRegFamily:
             classes, temporal_cls = self._class_losses(net, logits, l, ab_gt * AB_SCALE, batch, b, t)
             loss = loss + self.class_weight * classes + self.temporal_weight * temporal_cls
             extra = {"classes": classes.detach(), "temporal_cls": temporal_cls.detach()}
+        if self.adversarial > 0:
+            shown = net.f.class_ab(logits, l) if logits is not None else pred[:, 0] * AB_SCALE
+            critic, adv = self._adversarial_losses(net, l, shown, ab_gt * AB_SCALE, gen)
+            loss = loss + critic + self.adversarial * adv
+            extra.update(critic=critic.detach(), adversarial=adv.detach())
         with torch.no_grad():
             ab_l1 = (pred[:, 0] - ab_gt).abs().mean() * AB_SCALE  # output 0, in ab units, for the log
         return {
@@ -593,6 +618,36 @@ class SelfRegFamily:
             "ab_l1": ab_l1,
             **extra,
         }
+
+    def _adversarial_losses(self, net, l, shown, ab_gt, gen):
+        """(critic's hinge loss, f's adversarial loss) on one random crop of every frame.
+
+        The critic learns on the colourized crop detached; f's term runs the critic with its
+        parameters out of the graph, so each loss moves only its own network and one backward
+        pass of their sum trains both.
+        """
+        from colorize.color.gamut import limit_chroma
+
+        if net.critic is None:
+            raise ValueError("adversarial > 0 needs a net built with the critic")
+        h, w = l.shape[-2:]
+        c = min(self.adv_crop, h, w)
+        y = int(torch.randint(h - c + 1, (1,), generator=gen))
+        x = int(torch.randint(w - c + 1, (1,), generator=gen))
+        crop = lambda z: z[..., y:y + c, x:x + c]  # noqa: E731
+        l_c = crop(l)
+        fake = limit_chroma(l_c, crop(shown))  # as it will be shown
+        real = limit_chroma(l_c, crop(ab_gt))  # the same step, so the limit itself tells nothing
+        critic_loss = F.relu(1.0 - net.critic(l_c, real)).mean() + F.relu(1.0 + net.critic(l_c, fake.detach())).mean()
+        params = list(net.critic.parameters())
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            adv = -net.critic(l_c, fake).mean()
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+        return critic_loss, adv
 
     def _class_losses(self, net, logits, l, ab_gt, batch, b, t):
         """Cross-entropy of the class head to the soft-encoded truth at its stride-4 grid, and the

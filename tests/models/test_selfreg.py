@@ -209,10 +209,10 @@ def test_weights_hold_only_trainable_parameters():
 # ----------------------------------------------------------------------------------------- training
 
 
-@pytest.mark.parametrize("perceptual", [0.0, 0.5])
-def test_training_step_runs_and_losses_are_finite(perceptual):
+@pytest.mark.parametrize("perceptual,crop", [(0.0, 0), (0.5, 0), (0.5, 16)])
+def test_training_step_runs_and_losses_are_finite(perceptual, crop):
     torch.manual_seed(0)
-    family = SelfRegFamily(perceptual_weight=perceptual, knn_samples=128)
+    family = SelfRegFamily(perceptual_weight=perceptual, perceptual_crop=crop, knn_samples=128)
     net = family.build_net().train()
     batch = synthetic_batch(b=2, t=2, size=32)
     out = family.training_step(net, batch, FrozenBackbone().eval(), step=0)
@@ -372,3 +372,69 @@ def test_a_lite2_file_builds_with_the_lite2_backbone(tmp_path):
     torch.save(SelfRegNet(backbone="lite2").state_dict(), tmp_path / "l2.pt")
     model = create_model("selfreg", weights=tmp_path / "l2.pt", refine_passes=0)
     assert model.net.backbone_variant == "lite2" and model.backbone.net.variant == "lite2"
+
+
+def test_perceptual_crop_reads_one_crop_of_prediction_and_truth(monkeypatch):
+    from colorize.training import losses
+
+    seen = []
+    real = losses.perceptual_distance
+    monkeypatch.setattr(losses, "perceptual_distance", lambda fn, x, y: seen.append((x, y)) or real(fn, x, y))
+    torch.manual_seed(0)
+    family = SelfRegFamily(perceptual_weight=0.5, perceptual_crop=16, knn_samples=128)
+    net = family.build_net().train()
+    batch = synthetic_batch(b=2, t=2, size=32)
+    family.training_step(net, batch, FrozenBackbone().eval(), step=4)
+    (x, y), = seen
+    assert x.shape == y.shape == (4 * family.num_outputs, 3, 16, 16)
+    rgb = batch.rgb.flatten(0, 1)
+    # the truth's crop is a window of the frames, the same window for every frame and output
+    hits = [(i, j) for i in range(17) for j in range(17) if torch.equal(rgb[..., i:i + 16, j:j + 16], y[::family.num_outputs])]
+    assert len(hits) == 1
+
+
+# ------------------------------------------------------------------------------- adversarial term
+
+
+@pytest.mark.parametrize("classes", [0, 1])
+def test_adversarial_term_trains_critic_and_f_each_on_its_own_loss(classes, tmp_path):
+    torch.manual_seed(0)
+    family = SelfRegFamily(adversarial=0.5, adv_crop=16, classes=classes, knn_samples=128)
+    net = family.build_net().train()
+    backbone = FrozenBackbone().eval()
+    batch = synthetic_batch(b=2, t=2, size=32)
+    out = family.training_step(net, batch, backbone, step=3)
+    assert {"critic", "adversarial"} <= set(out) and 0 < float(out["critic"]) < 4
+    out["loss"].backward()
+    shown_head = net.f.cls.logits.weight if classes else net.f.head.weight
+    assert shown_head.grad.abs().sum() > 0 and net.critic.net[0].bias.grad.abs().sum() > 0
+
+    l = batch.lab[:, 0, :1]
+    ab_gt = batch.lab[:, 0, 1:]
+    shown = torch.full_like(ab_gt, 20.0, requires_grad=True)  # a colourization's shown ab
+    critic = list(net.critic.parameters())
+    net.critic.eval()  # spectral norm's power iteration then stays put: every call sees one critic
+
+    def losses():  # the same crop in every call
+        return family._adversarial_losses(net, l, shown, ab_gt, torch.Generator().manual_seed(1))
+
+    def grads(loss):
+        net.zero_grad(set_to_none=True)
+        shown.grad = None
+        loss.backward()
+        return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in critic], shown.grad
+
+    own, _ = grads(losses()[0])
+    critic_loss, adv = losses()
+    total, to_f = grads(critic_loss + 3.0 * adv)
+    # The critic moves only by its own hinge loss: the sum gives it exactly those gradients ...
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(own, total))
+    assert sum(float(a.abs().sum()) for a in own) > 0
+    # ... and the colourization is pushed by the adversarial term, through the critic.
+    only_adv, adv_to_f = grads(losses()[1])
+    assert adv_to_f is not None and adv_to_f.abs().sum() > 0 and all(float(g.abs().sum()) == 0 for g in only_adv)
+    # The critic never reaches a weights file, and a file without it is a valid --init.
+    torch.save(net.state_dict(), tmp_path / "adv.pt")
+    model = create_model("selfreg", weights=tmp_path / "adv.pt", refine_passes=0)
+    assert model.net.critic is None
+    assert "critic." in SelfRegFamily.growth_prefixes
