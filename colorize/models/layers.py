@@ -139,6 +139,10 @@ class PatchCritic(nn.Module):
     pushes a colourization net away from the grey-brown mean that plain regression settles on.
     Spectral normalisation keeps its scores Lipschitz, so the hinge game stays stable on batches
     of a few crops. Inputs: L (N, 1, H, W) in [0, 100], ab (N, 2, H, W) in about [-128, 128].
+    Being 1-Lipschitz, its scores can only differ as much as its inputs do, and the hinge loss asks
+    for a margin of 1: ab is read at /32 (the chroma of real colours, 10..60, becomes about 0.3..2),
+    which the first test runs needed before the critic could tell anything apart (at /128 its loss
+    stayed at the chance level of 2).
     """
 
     def __init__(self, widths: tuple[int, ...] = (32, 64, 128)) -> None:
@@ -154,4 +158,4 @@ class PatchCritic(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat((l / 50.0 - 1.0, ab / 128.0), 1))
+        return self.net(torch.cat((l / 50.0 - 1.0, ab / 32.0), 1))
