@@ -557,10 +557,8 @@ class SelfRegFamily:
 
             l_p, ab_p, rgb_p = l, pred.flatten(0, 1), rgb_gt
             if 0 < self.perceptual_crop < min(h, w):
-                c = self.perceptual_crop
-                y = int(torch.randint(h - c + 1, (1,), generator=gen))
-                x = int(torch.randint(w - c + 1, (1,), generator=gen))
-                l_p, ab_p, rgb_p = (z[..., y:y + c, x:x + c] for z in (l_p, ab_p, rgb_p))
+                crop = _random_crop(self.perceptual_crop, h, w, gen)
+                l_p, ab_p, rgb_p = crop(l_p), crop(ab_p), crop(rgb_p)
             l_rep = l_p.repeat_interleave(d, 0)
             rgb_pred = lab_to_rgb(torch.cat((l_rep, ab_p * AB_SCALE), 1))
             perc = losses.perceptual_distance(feature_fn, rgb_pred, rgb_p.repeat_interleave(d, 0))
@@ -630,11 +628,7 @@ class SelfRegFamily:
 
         if net.critic is None:
             raise ValueError("adversarial > 0 needs a net built with the critic")
-        h, w = l.shape[-2:]
-        c = min(self.adv_crop, h, w)
-        y = int(torch.randint(h - c + 1, (1,), generator=gen))
-        x = int(torch.randint(w - c + 1, (1,), generator=gen))
-        crop = lambda z: z[..., y:y + c, x:x + c]  # noqa: E731
+        crop = _random_crop(self.adv_crop, *l.shape[-2:], gen)
         l_c = crop(l)
         fake = limit_chroma(l_c, crop(shown))  # as it will be shown
         real = limit_chroma(l_c, crop(ab_gt))  # the same step, so the limit itself tells nothing
@@ -672,6 +666,15 @@ class SelfRegFamily:
         l = lab[:, :, :1].flatten(0, 1)
         feats = backbone(l, strides=BACKBONE_STRIDES, embed=True)
         return net.f(l, feats, num=1)[:, 0].view(*lab.shape[:2], 2, *lab.shape[-2:])
+
+
+def _random_crop(size: int, h: int, w: int, gen: torch.Generator):
+    """A function cutting one size x size window (clamped to the frame), placed by ``gen``, from
+    tensors (..., h, w): the same window for every tensor it is given."""
+    c = min(size, h, w)
+    y = int(torch.randint(h - c + 1, (1,), generator=gen))
+    x = int(torch.randint(w - c + 1, (1,), generator=gen))
+    return lambda z: z[..., y:y + c, x:x + c]
 
 
 FAMILY = SelfRegFamily()
