@@ -107,6 +107,11 @@ class ColorizationNet(nn.Module):
         # With the class head, output 0 is its annealed mean and outputs 1.. are regression heads
         # 0.. (the last regression head is then trained but never shown).
         self.cls = ABClassHead(c2 + c3) if classes else None
+        # A calibration of the shown chroma, chosen after training on validation clips
+        # (benchmarks/chroma_gain.py) and carried by the weights file: regression to ab under
+        # uncertainty shrinks chroma towards the grey-brown mean, and a gain > 1 gives some of it
+        # back (the gamut step downstream keeps the result showable). Training never applies it.
+        self.register_buffer("chroma_gain", torch.tensor(1.0))
 
     def forward(self, l: torch.Tensor, feats: dict, num: int | None = None) -> torch.Tensor:
         """``num``: compute only the first ``num`` outputs (inference with fewer candidates)."""
@@ -114,9 +119,11 @@ class ColorizationNet(nn.Module):
         if not 1 <= num <= self.num_outputs:
             raise ValueError(f"num outputs must be in 1..{self.num_outputs}, got {num}")
         if self.cls is None:
-            return self.parts(l, feats, num)[0]
-        reg, logits = self.parts(l, feats, num - 1)
-        return torch.cat((self.class_ab(logits, l)[:, None], reg), 1)
+            out = self.parts(l, feats, num)[0]
+        else:
+            reg, logits = self.parts(l, feats, num - 1)
+            out = torch.cat((self.class_ab(logits, l)[:, None], reg), 1)
+        return out * self.chroma_gain.to(out.dtype)
 
     def class_ab(self, logits: torch.Tensor, l: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """The class head's ab (N, 2, H, W) at L's resolution (:meth:`ABClassHead.shown`)."""
@@ -247,7 +254,8 @@ def checkpoint_filter_fn(state: dict) -> dict:
     """Map a training checkpoint's state dict onto :class:`SelfRegNet` keys.
 
     Drops a ``module.`` (DataParallel) or ``net.`` prefix, any frozen-backbone keys, which are
-    never part of the weights file, and the training-only critic of the adversarial term.
+    never part of the weights file, and the training-only critic of the adversarial term; a file
+    from before the chroma calibration gets the neutral gain 1.
     """
     out = {}
     for key, value in state.items():
@@ -257,6 +265,8 @@ def checkpoint_filter_fn(state: dict) -> dict:
         if key.startswith(("backbone.", "critic.")):
             continue
         out[key] = value
+    if out and "f.chroma_gain" not in out:  # files from before the calibration: no gain
+        out["f.chroma_gain"] = torch.tensor(1.0)
     return out
 
 

@@ -97,8 +97,9 @@ class SelfRegFamily:
 
     # Parameters an --init file may lack: the context branch (zero-started, so the net starts as
     # it was) and the class head (new; the regression heads keep working meanwhile).
-    # The critic of the adversarial term starts fresh on any file.
-    growth_prefixes = ("f.context.", "f.cls.", "critic.")
+    # The critic of the adversarial term starts fresh on any file; so does the chroma calibration
+    # (gain 1), which older files lack.
+    growth_prefixes = ("f.context.", "f.cls.", "critic.", "f.chroma_gain")
 
     def build_net(self) -> SelfRegNet:
         return SelfRegNet(self.num_outputs, context=bool(self.context), classes=bool(self.classes),

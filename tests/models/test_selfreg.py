@@ -195,8 +195,30 @@ def test_strict_loading_refuses_a_wrong_state(tmp_path):
 
 
 def test_checkpoint_filter_drops_backbone_and_prefixes():
-    state = {"module.f.head.bias": 1, "backbone.net._fc.weight": 2, "net.g.out.bias": 3}
-    assert checkpoint_filter_fn(state) == {"f.head.bias": 1, "g.out.bias": 3}
+    state = {"module.f.head.bias": 1, "backbone.net._fc.weight": 2, "net.g.out.bias": 3, "critic.net.0.bias": 4}
+    out = checkpoint_filter_fn(state)
+    assert out.pop("f.chroma_gain") == 1.0  # an older file: the neutral calibration
+    assert out == {"f.head.bias": 1, "g.out.bias": 3}
+    assert checkpoint_filter_fn({"f.chroma_gain": torch.tensor(1.3)})["f.chroma_gain"] == pytest.approx(1.3)
+
+
+@pytest.mark.parametrize("classes", [0, 1])
+def test_chroma_gain_scales_every_shown_output_and_travels_in_the_file(parts, classes, tmp_path):
+    _, backbone = parts
+    torch.manual_seed(0)
+    net = SelfRegNet(classes=bool(classes)).eval()
+    l = torch.rand(1, 1, 64, 96) * 100
+    with torch.no_grad():
+        feats = backbone(l, strides=(2, 4, 8, 16, 32), embed=True)
+        plain = net.f(l, feats)
+        net.f.chroma_gain.fill_(1.25)
+        gained = net.f(l, feats)
+        reg, _ = net.f.parts(l, feats, 2)  # what training reads: never calibrated
+    assert torch.allclose(gained, plain * 1.25, atol=1e-5) and plain.abs().max() > 0
+    assert torch.allclose(reg, plain[:, :2] if not classes else reg)
+    torch.save(net.state_dict(), tmp_path / "gain.pt")
+    model = create_model("selfreg", weights=tmp_path / "gain.pt", refine_passes=0)
+    assert float(model.net.f.chroma_gain) == 1.25
 
 
 def test_weights_hold_only_trainable_parameters():

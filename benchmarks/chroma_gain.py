@@ -1,0 +1,73 @@
+"""Choose a `selfreg` file's chroma calibration on validation clips, and write it into the file.
+
+    python benchmarks/chroma_gain.py WEIGHTS CLIPS... [--gains 1,1.1,1.2,1.3] [--max-frames 40]
+        [--tolerance 0.1] [--write OUT]
+
+Regression to ab under uncertainty shrinks chroma towards the grey-brown mean. The file's
+``f.chroma_gain`` (a buffer; 1 = none) multiplies every output of f before the refine pass and the
+gamut step. This script runs ``colorize eval``'s measurement (render size 256, the model's own
+refine pass) on CLIPS — colour clips the file was NOT trained on and that are not the clips you
+will report on (for this repository: the training split's held-out validation clips, never
+dev_eval) — once per gain, prints PSNR gain and colourfulness ratio, and picks the most colourful
+gain whose PSNR gain is within ``--tolerance`` dB of the best one (the rule of
+``benchmarks/class_temperature.py``). ``--write OUT`` saves the file with that gain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from colorize.evaluation.runner import evaluate, find_clips  # noqa: E402
+from colorize.models import create_model  # noqa: E402
+from colorize.models.selfreg import checkpoint_filter_fn  # noqa: E402
+
+
+def choose(results: dict[float, tuple[float, float]], tolerance: float) -> float:
+    """The most colourful gain whose PSNR gain is within ``tolerance`` of the best one."""
+    best = max(g for g, _ in results.values())
+    return max((c, gain) for gain, (g, c) in results.items() if g >= best - tolerance)[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("weights", type=Path)
+    ap.add_argument("clips", nargs="+")
+    ap.add_argument("--gains", default="1,1.1,1.2,1.3")
+    ap.add_argument("--max-frames", type=int, default=40)
+    ap.add_argument("--render-size", type=int, default=256)
+    ap.add_argument("--tolerance", type=float, default=0.1)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--write", type=Path, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    state = checkpoint_filter_fn(torch.load(args.weights, map_location="cpu", weights_only=True))
+    clips = find_clips(args.clips)
+    model = create_model("selfreg", device="cpu", weights=args.weights)
+    gains = sorted({float(g) for g in args.gains.split(",")})
+    results = {}
+    print(f"{len(clips)} clips, {args.max_frames} frames each, render size {args.render_size}; "
+          f"file gain {float(state['f.chroma_gain']):.2f}")
+    print("gain   PSNR gain dB  colourfulness  flicker")
+    for g in gains:
+        model.net.f.chroma_gain.fill_(g)
+        m = evaluate(model, clips, max_frames=args.max_frames, render_size=args.render_size).mean()
+        results[g] = (m["psnr_gain"], m["colourfulness_ratio"])
+        print(f"{g:<6.2f} {m['psnr_gain']:+12.3f}  {m['colourfulness_ratio']:13.3f}  {m['flicker_ratio']:7.3f}", flush=True)
+    best = choose(results, args.tolerance)
+    print(f"chosen gain = {best:.2f} (the most colourful within {args.tolerance} dB of the best PSNR gain)")
+    if args.write:
+        state["f.chroma_gain"] = torch.tensor(best)
+        torch.save(state, args.write)
+        print(f"wrote {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
