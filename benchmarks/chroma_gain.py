@@ -22,16 +22,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from class_temperature import choose  # noqa: E402  (the same rule: most colourful within tolerance)
 
 from colorize.evaluation.runner import evaluate, find_clips  # noqa: E402
 from colorize.models import create_model  # noqa: E402
 from colorize.models.selfreg import checkpoint_filter_fn  # noqa: E402
-
-
-def choose(results: dict[float, tuple[float, float]], tolerance: float) -> float:
-    """The most colourful gain whose PSNR gain is within ``tolerance`` of the best one."""
-    best = max(g for g, _ in results.values())
-    return max((c, gain) for gain, (g, c) in results.items() if g >= best - tolerance)[1]
 
 
 def main() -> int:
