@@ -100,6 +100,8 @@ class SelfRegFamily:
     # The critic of the adversarial term starts fresh on any file; so does the chroma calibration
     # (gain 1), which older files lack.
     growth_prefixes = ("f.context.", "f.cls.", "critic.", "f.chroma_gain")
+    # Trained but never exported: best.pt (and so a weights file) leaves the critic out.
+    training_only_prefixes = ("critic.",)
 
     def build_net(self) -> SelfRegNet:
         return SelfRegNet(self.num_outputs, context=bool(self.context), classes=bool(self.classes),

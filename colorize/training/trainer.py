@@ -272,7 +272,10 @@ class Trainer:
         return res
 
     def export_best(self, metrics: dict) -> None:
-        state = self.eval_net.state_dict()
+        # Parts that only serve training (a family's ``training_only_prefixes``, e.g. selfreg's
+        # critic) stay in last.pt for resuming and never reach best.pt, the future weights file.
+        drop = tuple(getattr(self.family, "training_only_prefixes", ()))
+        state = {k: v for k, v in self.eval_net.state_dict().items() if not (drop and k.startswith(drop))}
         torch.save({k: v.detach().clone() for k, v in state.items()}, self.out / "best.pt.tmp")
         os.replace(self.out / "best.pt.tmp", self.out / "best.pt")
         (self.out / "best.json").write_text(

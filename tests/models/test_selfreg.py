@@ -460,3 +460,23 @@ def test_adversarial_term_trains_critic_and_f_each_on_its_own_loss(classes, tmp_
     model = create_model("selfreg", weights=tmp_path / "adv.pt", refine_passes=0)
     assert model.net.critic is None
     assert "critic." in SelfRegFamily.growth_prefixes
+
+
+def test_an_adversarial_run_resumes_with_its_critic_and_exports_without_it(tmp_path):
+    folder = write_photo_folder(tmp_path / "photos", n=2, size=80)
+    samp = ClipSampler(load_photos([folder], short=80), [], DataConfig(size=32, window=2), seed=0)
+    cfg = TrainConfig(model="selfreg", data=(), out=str(tmp_path / "run"), steps=2, batch=1, size=32, threads=1,
+                      warmup=1, eval_every=2, eval_batches=1, extra={"adversarial": "0.01", "adv_crop": "16",
+                                                                   "knn_samples": "64"})
+    torch.manual_seed(0)
+    tr = Trainer(cfg, samp, samp)
+    tr.run()
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["net"]
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert any(k.startswith("critic.") for k in last)
+    assert best and not any(k.startswith("critic.") for k in best) and "f.head.weight" in best
+    again = Trainer(cfg, samp, samp)
+    assert again.resume() and again.step == 2
+    for k, v in tr.net.critic.state_dict().items():
+        assert torch.equal(v, again.net.critic.state_dict()[k]), k
+
