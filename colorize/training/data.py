@@ -35,6 +35,14 @@ def _is_val(key: str, val_fraction: float) -> bool:
     return (zlib.crc32(key.encode()) % 1000) < val_fraction * 1000
 
 
+def is_validation_clip(path: str | Path, val_fraction: float | None = None) -> bool:
+    """True for a clip the trainer holds out for validation (``build_samplers``): the split is by
+    source video (all ``_partN`` pieces of one source fall on the same side), deterministic, and
+    the same for every run with this ``val_fraction`` (default: DataConfig's)."""
+    frac = DataConfig.val_fraction if val_fraction is None else val_fraction
+    return _is_val(_source_of(Path(path)), frac * 1.5)
+
+
 def _resize_short(img: np.ndarray, short: int) -> np.ndarray:
     h, w = img.shape[:2]
     s = short / min(h, w)
@@ -228,8 +236,8 @@ def build_samplers(dirs: list[Path], cfg: DataConfig, seed: int = 0) -> tuple[Cl
 
     tr_p = [x for x in photos if not _is_val(photo_key(x[0]), cfg.val_fraction)]
     va_p = [x for x in photos if _is_val(photo_key(x[0]), cfg.val_fraction)]
-    tr_c = [x for x in clips if not _is_val(_source_of(Path(x[0])), cfg.val_fraction * 1.5)]
-    va_c = [x for x in clips if _is_val(_source_of(Path(x[0])), cfg.val_fraction * 1.5)]
+    tr_c = [x for x in clips if not is_validation_clip(x[0], cfg.val_fraction)]
+    va_c = [x for x in clips if is_validation_clip(x[0], cfg.val_fraction)]
     train = ClipSampler(tr_p, tr_c, cfg, seed)
     val = ClipSampler(va_p or tr_p[:8], va_c, cfg, seed + 1_000_003)
     return train, val

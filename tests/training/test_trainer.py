@@ -1,5 +1,6 @@
 from dataclasses import replace
 import csv
+from pathlib import Path
 
 import torch
 
@@ -252,3 +253,41 @@ def test_export_writes_a_manifest_record_and_refuses_a_worse_file(tmp_path):
     assert record["init"] == {"file": "lstm.pt", "sha256": shipped["sha256"], "steps": shipped["steps"],
                               "psnr_gain_db": 2.4}
     assert record["history"] == "why" and record["sha256"] != shipped["sha256"]
+
+
+def test_validation_clips_are_whole_sources_and_the_ones_the_trainer_holds_out(tmp_path):
+    import subprocess
+    import sys
+
+    import av
+    import numpy as np
+
+    from colorize.training.data import build_samplers, is_validation_clip
+
+    names = [f"src{i}" for i in range(60)]
+    held = [n for n in names if is_validation_clip(f"x/{n}_part1.mp4")]
+    assert 0 < len(held) < 20  # about 12 % of sources
+    assert all(is_validation_clip(f"y/{n}_part3.mp4") == (n in held) for n in names)  # parts stay together
+    # The trainer's split of real files agrees, and the script links exactly those.
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for n in names[:12]:
+        with av.open(str(clips / f"{n}.mp4"), "w") as out:
+            s = out.add_stream("mpeg4", rate=10)
+            s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+            for k in range(3):
+                img = np.full((32, 32, 3), 40 * k, np.uint8)
+                for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    out.mux(p)
+            for p in s.encode():
+                out.mux(p)
+    train, val = build_samplers([clips], DataConfig(size=16, window=2))
+    expect = sorted(f"{n}.mp4" for n in names[:12] if n in held)
+    assert expect  # (src10 is held out)
+    assert sorted(Path(c[0]).name for c in val.clips) == expect
+    assert not {Path(c[0]).name for c in train.clips} & set(expect)
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "validation_clips.py"
+    out = subprocess.run([sys.executable, str(script), str(clips), str(tmp_path / "val")],
+                         capture_output=True, text=True, timeout=60)
+    assert sorted(p.name for p in (tmp_path / "val").iterdir()) == expect
+    assert out.returncode == (0 if expect else 1)
