@@ -16,9 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from colorize.evaluation.runner import VIDEO_SUFFIXES  # noqa: E402  (what colorize eval reads)
 from colorize.training.data import is_validation_clip  # noqa: E402
-
-VIDEO = {".mp4", ".mkv", ".mov", ".avi", ".webm"}
 
 
 def main() -> int:
@@ -28,7 +27,7 @@ def main() -> int:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     n = 0
-    for clip in sorted(p for p in args.clips.rglob("*") if p.suffix.lower() in VIDEO):
+    for clip in sorted(p for p in args.clips.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
         if is_validation_clip(clip):
             link = args.out / clip.name
             if not link.exists():

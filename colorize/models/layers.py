@@ -129,4 +129,3 @@ class ABClassHead(nn.Module):
         ab4 = self.decode(logits, temperature)
         l4 = F.interpolate(l.float(), size=ab4.shape[-2:], mode="area")
         return guided_upsample(ab4, l4 / 100.0, l.float() / 100.0, radius=1, eps=1e-3).to(l.dtype)
-
