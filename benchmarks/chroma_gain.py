@@ -1,7 +1,7 @@
 """Choose a `selfreg` file's chroma calibration on validation clips, and write it into the file.
 
     python benchmarks/chroma_gain.py WEIGHTS CLIPS... [--gains 1,1.1,1.2,1.3] [--max-frames 40]
-        [--tolerance 0.1] [--write OUT]
+        [--temperatures 1,0.5,0.25] [--tolerance 0.1] [--write OUT]
 
 Regression to ab under uncertainty shrinks chroma towards the grey-brown mean. The file's
 ``f.chroma_gain`` (a buffer; 1 = none) multiplies every output of f before the refine pass and the
@@ -11,6 +11,10 @@ will report on (for this repository: the training split's held-out validation cl
 dev_eval) — once per gain, prints PSNR gain and colourfulness ratio, and picks the most colourful
 gain whose PSNR gain is within ``--tolerance`` dB of the best one (the rule of
 ``benchmarks/class_temperature.py``). ``--write OUT`` saves the file with that gain.
+
+A file with the mode selector (``--set select=1``) also carries the selector's temperature
+(``f.select.temperature``): ``--temperatures`` sweeps every (temperature, gain) pair and the same
+rule picks the pair.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ def main() -> int:
     ap.add_argument("weights", type=Path)
     ap.add_argument("clips", nargs="+")
     ap.add_argument("--gains", default="1,1.1,1.2,1.3")
+    ap.add_argument("--temperatures", default=None,
+                    help="comma-separated mode-selector temperatures (files with the selector)")
     ap.add_argument("--max-frames", type=int, default=40)
     ap.add_argument("--render-size", type=int, default=256)
     ap.add_argument("--tolerance", type=float, default=0.1)
@@ -48,19 +54,31 @@ def main() -> int:
     clips = find_clips(args.clips)
     model = create_model("selfreg", device="cpu", weights=args.weights)
     gains = sorted({float(g) for g in args.gains.split(",")})
+    select = model.net.f.select
+    if args.temperatures and select is None:
+        raise SystemExit(f"{args.weights} has no mode selector: --temperatures does not apply")
+    temps = sorted({float(t) for t in args.temperatures.split(",")}) if args.temperatures else [None]
     results = {}
     print(f"{len(clips)} clips, {args.max_frames} frames each, render size {args.render_size}; "
-          f"file gain {float(state['f.chroma_gain']):.2f}")
-    print("gain   PSNR gain dB  colourfulness  flicker")
-    for g in gains:
-        model.net.f.chroma_gain.fill_(g)
-        m = evaluate(model, clips, max_frames=args.max_frames, render_size=args.render_size).mean()
-        results[g] = (m["psnr_gain"], m["colourfulness_ratio"])
-        print(f"{g:<6.2f} {m['psnr_gain']:+12.3f}  {m['colourfulness_ratio']:13.3f}  {m['flicker_ratio']:7.3f}", flush=True)
-    best = choose(results, args.tolerance)
-    print(f"chosen gain = {best:.2f} (the most colourful within {args.tolerance} dB of the best PSNR gain)")
+          f"file gain {float(state['f.chroma_gain']):.2f}"
+          + (f", selector temperature {float(state['f.select.temperature']):.2f}" if select is not None else ""))
+    print("temp   gain   PSNR gain dB  colourfulness  flicker")
+    for t in temps:
+        if t is not None:
+            select.temperature.fill_(t)
+        for g in gains:
+            model.net.f.chroma_gain.fill_(g)
+            m = evaluate(model, clips, max_frames=args.max_frames, render_size=args.render_size).mean()
+            results[(t, g)] = (m["psnr_gain"], m["colourfulness_ratio"])
+            print(f"{'-' if t is None else f'{t:.2f}':<6} {g:<6.2f} {m['psnr_gain']:+12.3f}  "
+                  f"{m['colourfulness_ratio']:13.3f}  {m['flicker_ratio']:7.3f}", flush=True)
+    best_t, best = choose(results, args.tolerance)
+    print(f"chosen gain = {best:.2f}" + ("" if best_t is None else f", temperature = {best_t:.2f}")
+          + f" (the most colourful within {args.tolerance} dB of the best PSNR gain)")
     if args.write:
         state["f.chroma_gain"] = torch.tensor(best)
+        if best_t is not None:
+            state["f.select.temperature"] = torch.tensor(best_t)
         torch.save(state, args.write)
         print(f"wrote {args.write}")
     return 0

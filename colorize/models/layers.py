@@ -129,3 +129,38 @@ class ABClassHead(nn.Module):
         ab4 = self.decode(logits, temperature)
         l4 = F.interpolate(l.float(), size=ab4.shape[-2:], mode="area")
         return guided_upsample(ab4, l4 / 100.0, l.float() / 100.0, radius=1, eps=1e-3).to(l.dtype)
+
+
+class ModeSelector(nn.Module):
+    """Which of a net's d regression outputs to show, pixel by pixel.
+
+    Lei & Chen's ranked diversity loss leaves d outputs: output 0 near the conditional mean (grey
+    where unsure) and the others as specialised modes, one of which is often far closer to the
+    truth than output 0. Picking by saturation does not find it; this head learns to: from the
+    net's stride-4 decoder features it predicts, per pixel, logits over the d outputs, trained by
+    cross-entropy towards the output that was closest to the truth there. The shown ab is the
+    softmax mixture of the outputs at temperature T (a buffer, chosen on validation clips and
+    carried by the weights file): T = 1 is the selector's expected colour, T -> 0 takes its single
+    most likely output. Plain convs (no BatchNorm), so it can be trained alone on a frozen net.
+    """
+
+    def __init__(self, in_channels: int, num_outputs: int, hidden: int = 32, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, num_outputs, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, d, h, w) on the features' own grid."""
+        return self.body(x)
+
+    def mix(self, logits: torch.Tensor, outputs: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """The shown ab (N, 2, H, W): outputs (N, d, 2, H, W) weighted by softmax(logits / T),
+        the logits brought bilinearly to the outputs' resolution first."""
+        t = self.temperature if temperature is None else temperature
+        logits = F.interpolate(logits.float(), size=outputs.shape[-2:], mode="bilinear", align_corners=False)
+        w = torch.softmax(logits / t, 1).to(outputs.dtype)
+        return (w.unsqueeze(2) * outputs).sum(1)

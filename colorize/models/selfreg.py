@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from colorize.models.backbone import EMBED_DIM, VARIANTS, FrozenBackbone, get_variant, load_pretrained_backbone
 from colorize.models.base import ModelInfo, StreamColorizer
-from colorize.models.layers import ABClassHead, ConvNormAct, Hypercolumn, UpBlock, resize_to
+from colorize.models.layers import ABClassHead, ConvNormAct, Hypercolumn, ModeSelector, UpBlock, resize_to
 from colorize.models.registry import load_into, load_state, register_model, resolve_weights
 from colorize.flow import confidence_map, dis_flow_pair, l_to_uint8, warp
 
@@ -85,8 +85,11 @@ class ColorizationNet(nn.Module):
     """
 
     def __init__(self, num_outputs: int = NUM_DIVERSE, widths: tuple[int, ...] = (8, 16, 32, 64),
-                 context: bool = False, classes: bool = False, backbone: str = "lite0") -> None:
+                 context: bool = False, classes: bool = False, backbone: str = "lite0",
+                 select: bool = False) -> None:
         super().__init__()
+        if classes and select:
+            raise ValueError("f shows either the class head's colour or the mode selector's, not both")
         c0, c1, c2, c3 = widths
         blocks = get_variant(backbone).feature_blocks
         self.num_outputs = num_outputs
@@ -107,6 +110,9 @@ class ColorizationNet(nn.Module):
         # With the class head, output 0 is its annealed mean and outputs 1.. are regression heads
         # 0.. (the last regression head is then trained but never shown).
         self.cls = ABClassHead(c2 + c3) if classes else None
+        # With the mode selector, output 0 is its mixture of all d regression outputs (the others
+        # stay as they are for --diverse), read from the same stride-4 features as the class head.
+        self.select = ModeSelector(c2 + c3, num_outputs) if select else None
         # A calibration of the shown chroma, chosen after training on validation clips
         # (benchmarks/chroma_gain.py) and carried by the weights file: regression to ab under
         # uncertainty shrinks chroma towards the grey-brown mean, and a gain > 1 gives some of it
@@ -118,7 +124,10 @@ class ColorizationNet(nn.Module):
         num = self.num_outputs if num is None else num
         if not 1 <= num <= self.num_outputs:
             raise ValueError(f"num outputs must be in 1..{self.num_outputs}, got {num}")
-        if self.cls is None:
+        if self.select is not None:
+            reg, sel = self.selected_parts(l, feats)
+            out = torch.cat((self.select.mix(sel, reg)[:, None], reg[:, 1:num]), 1)
+        elif self.cls is None:
             out = self.parts(l, feats, num)[0]
         else:
             reg, logits = self.parts(l, feats, num - 1)
@@ -131,6 +140,17 @@ class ColorizationNet(nn.Module):
 
     def parts(self, l: torch.Tensor, feats: dict, num_reg: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(regression outputs 0..num_reg-1 (N, num_reg, 2, H, W), class logits at stride 4 or None)."""
+        e0, e1, x4, x8 = self.trunk(l, feats)
+        logits = self.cls(self.stride4_features(x4, x8)) if self.cls is not None else None
+        return self.decode(e0, e1, x4, num_reg), logits
+
+    def selected_parts(self, l: torch.Tensor, feats: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(all d regression outputs (N, d, 2, H, W), the mode selector's logits at stride 4)."""
+        e0, e1, x4, x8 = self.trunk(l, feats)
+        return self.decode(e0, e1, x4, self.num_outputs), self.select(self.stride4_features(x4, x8))
+
+    def trunk(self, l: torch.Tensor, feats: dict) -> tuple[torch.Tensor, ...]:
+        """Encoder, hypercolumn and the first decoder level: (e0, e1, x4, x8)."""
         e0 = self.enc0(l / 50.0 - 1.0)
         e1 = self.enc1(e0)
         e2 = self.enc2(e1)
@@ -140,17 +160,23 @@ class ColorizationNet(nn.Module):
             hyper = hyper + self.context(feats, e3.shape[-2:])
         hyper = self.hyper_act(hyper)
         x8 = self.mid(self.fuse(torch.cat((e3, hyper), 1)))
-        x4 = self.up2(x8, e2)
-        logits = None
-        if self.cls is not None:
-            up8 = F.interpolate(x8, size=x4.shape[-2:], mode="bilinear", align_corners=False)
-            logits = self.cls(torch.cat((x4, up8), 1))
+        return e0, e1, self.up2(x8, e2), x8
+
+    @staticmethod
+    def stride4_features(x4: torch.Tensor, x8: torch.Tensor) -> torch.Tensor:
+        """What the class head and the mode selector read: stride-4 decoder features and the
+        stride-8 ones brought up to them."""
+        up8 = F.interpolate(x8, size=x4.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat((x4, up8), 1)
+
+    def decode(self, e0: torch.Tensor, e1: torch.Tensor, x4: torch.Tensor, num_reg: int) -> torch.Tensor:
+        """The first ``num_reg`` regression outputs (N, num_reg, 2, H, W) from the trunk's maps."""
         if num_reg == 0:
-            return l.new_zeros((l.shape[0], 0, 2, *l.shape[-2:])), logits
+            return e0.new_zeros((e0.shape[0], 0, 2, *e0.shape[-2:]))
         x = self.up1(x4, e1)
         x = torch.cat((F.interpolate(x, size=e0.shape[-2:], mode="bilinear", align_corners=False), e0), 1)
         out = F.conv2d(x, self.head.weight[: 2 * num_reg], self.head.bias[: 2 * num_reg], padding=1)
-        return torch.tanh(out).unflatten(1, (num_reg, 2)) * AB_SCALE, logits
+        return torch.tanh(out).unflatten(1, (num_reg, 2)) * AB_SCALE
 
 
 class RefinementNet(nn.Module):
@@ -199,10 +225,10 @@ class SelfRegNet(nn.Module):
     training with the adversarial term the critic (``critic``), which no weights file keeps."""
 
     def __init__(self, num_outputs: int = NUM_DIVERSE, context: bool = False, classes: bool = False,
-                 backbone: str = "lite0", critic: bool = False) -> None:
+                 backbone: str = "lite0", critic: bool = False, select: bool = False) -> None:
         super().__init__()
         self.backbone_variant = backbone  # which EfficientNet-Lite's features f reads
-        self.f = ColorizationNet(num_outputs, context=context, classes=classes, backbone=backbone)
+        self.f = ColorizationNet(num_outputs, context=context, classes=classes, backbone=backbone, select=select)
         self.g = RefinementNet()
         self.critic = None
         if critic:  # training only (colorize train --set adversarial=w); never in a weights file
@@ -244,10 +270,12 @@ def backbone_of(state: dict) -> str:
 
 def net_for(state: dict) -> SelfRegNet:
     """An untrained :class:`SelfRegNet` shaped like ``state`` (after :func:`checkpoint_filter_fn`):
-    the file decides whether f has the context branch and the class head, and which backbone it reads."""
+    the file decides whether f has the context branch, the class head or the mode selector, and
+    which backbone it reads."""
     return SelfRegNet(context=any(k.startswith("f.context.") for k in state),
                       classes=any(k.startswith("f.cls.") for k in state),
-                      backbone=backbone_of(state))
+                      backbone=backbone_of(state),
+                      select=any(k.startswith("f.select.") for k in state))
 
 
 def checkpoint_filter_fn(state: dict) -> dict:

@@ -50,6 +50,9 @@ class SelfRegFamily:
         adversarial: float = 0.0,
         adv_crop: int = 64,
         perceptual_crop: int = 0,
+        select: int = 0,
+        select_only: int = 0,
+        select_weight: float = 1.0,
     ) -> None:
         self.num_outputs = num_outputs
         # beta_0 = 1: output 0 is always fully supervised, the safe single answer that diverse=1
@@ -90,6 +93,14 @@ class SelfRegFamily:
         # crop per frame and step, real (L, ab) against colourized (L, ab).
         self.adversarial = adversarial
         self.adv_crop = adv_crop
+        # 1: f gains the ModeSelector (output 0 becomes its mixture of the d outputs), trained with
+        # select_weight x the cross-entropy towards the output closest to the truth at each
+        # stride-4 cell, on detached features (the selector never changes what f predicts).
+        # select_only = 1 trains the selector alone: the rest of the net is frozen, BatchNorm
+        # statistics included, and no other loss is computed (an --init file's outputs are kept).
+        self.select = select
+        self.select_only = select_only
+        self.select_weight = select_weight
 
     @property
     def backbone_variant(self) -> str:
@@ -99,13 +110,24 @@ class SelfRegFamily:
     # it was) and the class head (new; the regression heads keep working meanwhile).
     # The critic of the adversarial term starts fresh on any file; so does the chroma calibration
     # (gain 1), which older files lack.
-    growth_prefixes = ("f.context.", "f.cls.", "critic.", "f.chroma_gain")
+    growth_prefixes = ("f.context.", "f.cls.", "f.select.", "critic.", "f.chroma_gain")
     # Trained but never exported: best.pt (and so a weights file) leaves the critic out.
     training_only_prefixes = ("critic.",)
 
+    @property
+    def selects(self) -> bool:
+        """Whether f has the mode selector (``select`` or ``select_only``)."""
+        return bool(self.select or self.select_only)
+
     def build_net(self) -> SelfRegNet:
-        return SelfRegNet(self.num_outputs, context=bool(self.context), classes=bool(self.classes),
-                          backbone=self.backbone_variant, critic=self.adversarial > 0)
+        if self.selects and self.classes:
+            raise ValueError("select and classes cannot be combined: both decide f's output 0")
+        net = SelfRegNet(self.num_outputs, context=bool(self.context), classes=bool(self.classes),
+                         backbone=self.backbone_variant, critic=self.adversarial > 0, select=self.selects)
+        if self.select_only:
+            for name, p in net.named_parameters():
+                p.requires_grad_(name.startswith("f.select."))
+        return net
 
     # What a feature cache stores for this family (colorize.training.feature_cache): the
     # hypercolumn reads strides 2..8 on the stride-8 grid, 16 and 32 on their own.
@@ -151,7 +173,14 @@ class SelfRegFamily:
         else:
             with torch.no_grad():
                 feats = backbone(l, strides=BACKBONE_STRIDES, embed=True)
-        reg, logits = net.f.parts(l, feats, net.f.num_outputs)
+        if self.select_only:
+            return self._select_only_step(net, l, ab_gt, feats)
+        if self.selects:
+            e0, e1, x4, x8 = net.f.trunk(l, feats)
+            reg, logits = net.f.decode(e0, e1, x4, net.f.num_outputs), None
+            sel_in = net.f.stride4_features(x4, x8).detach()
+        else:
+            reg, logits = net.f.parts(l, feats, net.f.num_outputs)
         pred = reg / AB_SCALE  # (BT, d, 2, H, W), unit scale
         d = pred.shape[1]
 
@@ -210,8 +239,16 @@ class SelfRegFamily:
             classes, temporal_cls = self._class_losses(net, logits, l, ab_gt * AB_SCALE, batch, b, t)
             loss = loss + self.class_weight * classes + self.temporal_weight * temporal_cls
             extra = {"classes": classes.detach(), "temporal_cls": temporal_cls.detach()}
+        if self.selects:
+            sel = net.f.select(sel_in)
+            ce, acc = self._select_loss(sel, pred.detach(), ab_gt, l)
+            loss = loss + self.select_weight * ce
+            extra.update(select=ce.detach(), select_acc=acc)
         if self.adversarial > 0:
-            shown = net.f.class_ab(logits, l) if logits is not None else pred[:, 0] * AB_SCALE
+            if self.selects:
+                shown = net.f.select.mix(sel, pred * AB_SCALE)
+            else:
+                shown = net.f.class_ab(logits, l) if logits is not None else pred[:, 0] * AB_SCALE
             critic, adv = self._adversarial_losses(net, l, shown, ab_gt * AB_SCALE, gen)
             loss = loss + critic + self.adversarial * adv
             extra.update(critic=critic.detach(), adversarial=adv.detach())
@@ -226,6 +263,43 @@ class SelfRegFamily:
             "ab_l1": ab_l1,
             **extra,
         }
+
+    def _select_loss(self, logits, pred, ab_gt, l):
+        """(cross-entropy of the selector's stride-4 logits towards the output closest to the truth
+        in each cell, share of cells it gets right). pred (BT, d, 2, H, W), ab_gt (BT, 2, H, W), unit
+        scale; closeness is the mean |ab| error of the output as shown (after the gamut step)."""
+        from torch.nn import functional as F
+
+        from colorize.color.gamut import limit_chroma
+
+        n, d = pred.shape[:2]
+        with torch.no_grad():
+            shown = limit_chroma(l.repeat_interleave(d, 0), pred.flatten(0, 1) * AB_SCALE).view_as(pred) / AB_SCALE
+            err = (shown - ab_gt[:, None]).abs().sum(2)  # (BT, d, H, W)
+            err = F.adaptive_avg_pool2d(err, logits.shape[-2:])
+            target = err.argmin(1)
+        ce = F.cross_entropy(logits.float(), target)
+        acc = (logits.argmax(1) == target).float().mean()
+        return ce, acc
+
+    def _select_only_step(self, net, l, ab_gt, feats):
+        """Train the mode selector alone on a frozen f (eval mode: BatchNorm statistics stay)."""
+        was = net.f.training
+        net.f.eval()
+        try:
+            with torch.no_grad():
+                e0, e1, x4, x8 = net.f.trunk(l, feats)
+                pred = net.f.decode(e0, e1, x4, net.f.num_outputs) / AB_SCALE
+                sel_in = net.f.stride4_features(x4, x8)
+        finally:
+            net.f.train(was)
+        sel = net.f.select(sel_in)
+        ce, acc = self._select_loss(sel, pred, ab_gt, l)
+        with torch.no_grad():
+            shown = net.f.select.mix(sel, pred)
+            ab_l1 = (shown - ab_gt).abs().mean() * AB_SCALE
+            ab_l1_0 = (pred[:, 0] - ab_gt).abs().mean() * AB_SCALE
+        return {"loss": ce, "select": ce.detach(), "select_acc": acc, "ab_l1": ab_l1, "ab_l1_out0": ab_l1_0}
 
     def _adversarial_losses(self, net, l, shown, ab_gt, gen):
         """(critic's hinge loss, f's adversarial loss) on one random crop of every frame, both
