@@ -1,7 +1,7 @@
 """Choose a `selfreg` file's chroma calibration on validation clips, and write it into the file.
 
     python benchmarks/chroma_gain.py WEIGHTS CLIPS... [--gains 1,1.1,1.2,1.3] [--max-frames 40]
-        [--temperatures 1,0.5,0.25] [--tolerance 0.1] [--write OUT]
+        [--temperatures 1,0.5,0.25] [--tolerance 0.1 | --min-colour 0.8] [--write OUT]
 
 Regression to ab under uncertainty shrinks chroma towards the grey-brown mean. The file's
 ``f.chroma_gain`` (a buffer; 1 = none) multiplies every output of f before the refine pass and the
@@ -15,6 +15,9 @@ gain whose PSNR gain is within ``--tolerance`` dB of the best one (the rule of
 A file with the mode selector (``--set select=1``) also carries the selector's temperature
 (``f.select.temperature``): ``--temperatures`` sweeps every (temperature, gain) pair and the same
 rule picks the pair.
+
+``--min-colour C`` replaces that rule by a colour target: the setting with the best PSNR gain among
+those whose colourfulness ratio is at least C (the most colourful one if none reaches it).
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ from colorize.models import create_model  # noqa: E402
 from colorize.models.selfreg import checkpoint_filter_fn  # noqa: E402
 
 
+def choose_at_colour(results: dict, min_colour: float):
+    """The key of ``results`` ({key: (PSNR gain, colourfulness ratio)}) with the best PSNR gain among
+    those at least ``min_colour`` colourful; the most colourful key if none is."""
+    ok = [k for k, (_, c) in results.items() if c >= min_colour]
+    if not ok:
+        return max(results, key=lambda k: results[k][1])
+    return max(ok, key=lambda k: results[k][0])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights", type=Path)
@@ -45,6 +57,8 @@ def main() -> int:
     ap.add_argument("--max-frames", type=int, default=40)
     ap.add_argument("--render-size", type=int, default=256)
     ap.add_argument("--tolerance", type=float, default=0.1)
+    ap.add_argument("--min-colour", type=float, default=None,
+                    help="pick the best PSNR among settings at least this colourful instead")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--write", type=Path, default=None)
     args = ap.parse_args()
@@ -72,9 +86,13 @@ def main() -> int:
             results[(t, g)] = (m["psnr_gain"], m["colourfulness_ratio"])
             print(f"{'-' if t is None else f'{t:.2f}':<6} {g:<6.2f} {m['psnr_gain']:+12.3f}  "
                   f"{m['colourfulness_ratio']:13.3f}  {m['flicker_ratio']:7.3f}", flush=True)
-    best_t, best = choose(results, args.tolerance)
-    print(f"chosen gain = {best:.2f}" + ("" if best_t is None else f", temperature = {best_t:.2f}")
-          + f" (the most colourful within {args.tolerance} dB of the best PSNR gain)")
+    if args.min_colour is None:
+        best_t, best = choose(results, args.tolerance)
+        why = f"the most colourful within {args.tolerance} dB of the best PSNR gain"
+    else:
+        best_t, best = choose_at_colour(results, args.min_colour)
+        why = f"the best PSNR gain at colourfulness >= {args.min_colour}"
+    print(f"chosen gain = {best:.2f}" + ("" if best_t is None else f", temperature = {best_t:.2f}") + f" ({why})")
     if args.write:
         state["f.chroma_gain"] = torch.tensor(best)
         if best_t is not None:

@@ -23,13 +23,21 @@ loss of f along optical flow and the L1 loss of g on neighbouring frames.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorize.models.backbone import EMBED_DIM, VARIANTS, FrozenBackbone, get_variant, load_pretrained_backbone
+from colorize.models.backbone import (
+    EMBED_DIM,
+    VARIANTS,
+    EfficientNetLite,
+    FrozenBackbone,
+    get_variant,
+    load_pretrained_backbone,
+)
 from colorize.models.base import ModelInfo, StreamColorizer
 from colorize.models.layers import ABClassHead, ConvNormAct, Hypercolumn, ModeSelector, UpBlock, resize_to
 from colorize.models.registry import load_into, load_state, register_model, resolve_weights
@@ -179,6 +187,49 @@ class ColorizationNet(nn.Module):
         return torch.tanh(out).unflatten(1, (num_reg, 2)) * AB_SCALE
 
 
+class TunedTop(nn.Module):
+    """A trainable copy of the backbone's deep end: its blocks after stride 8 (the stride-16 and
+    stride-32 stages) and its 1x1 head, started from the ImageNet weights.
+
+    The frozen backbone then runs only up to stride 8 and this copy computes the stride-16/32 maps
+    and the global embedding from there, so the semantics f reads can adapt to colour (the papers
+    train their encoders; the frozen Lite0 features were what every cure topped out on). Same
+    compute as the frozen backbone's own deep end. BatchNorm keeps the ImageNet statistics (eval
+    mode always): training batches of a few 4x4 maps would give noisy ones. A weights file with
+    ``top.`` keys carries these weights (about 3.3 M parameters for Lite0).
+    """
+
+    def __init__(self, variant: str = "lite0", pretrained: bool = True) -> None:
+        super().__init__()
+        ref = load_pretrained_backbone(variant) if pretrained else EfficientNetLite(variant)
+        blocks = ref.feature_blocks
+        first = blocks[8][0] + 1
+        self.at = {blocks[16][0] - first: 16, blocks[32][0] - first: 32}
+        self.blocks = copy.deepcopy(ref._blocks[first:])
+        self.conv_head = copy.deepcopy(ref._conv_head)
+        self.bn1 = copy.deepcopy(ref._bn1)
+        self.requires_grad_(True)
+        self.train(False)
+
+    def train(self, mode: bool = True) -> "TunedTop":
+        super().train(mode)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def forward(self, f8: torch.Tensor) -> dict:
+        """{16: map, 32: map, "embed": (N, 1280)} from the backbone's stride-8 map."""
+        out: dict = {}
+        y = f8
+        for i, block in enumerate(self.blocks):
+            y = block(y)
+            if i in self.at:
+                out[self.at[i]] = y
+        out["embed"] = F.relu6(self.bn1(self.conv_head(y))).mean(dim=(2, 3))
+        return out
+
+
 class RefinementNet(nn.Module):
     """g: refine C^s with one neighbour C^t already warped into frame s.
 
@@ -225,16 +276,32 @@ class SelfRegNet(nn.Module):
     training with the adversarial term the critic (``critic``), which no weights file keeps."""
 
     def __init__(self, num_outputs: int = NUM_DIVERSE, context: bool = False, classes: bool = False,
-                 backbone: str = "lite0", critic: bool = False, select: bool = False) -> None:
+                 backbone: str = "lite0", critic: bool = False, select: bool = False,
+                 tune_top: bool = False) -> None:
         super().__init__()
         self.backbone_variant = backbone  # which EfficientNet-Lite's features f reads
         self.f = ColorizationNet(num_outputs, context=context, classes=classes, backbone=backbone, select=select)
         self.g = RefinementNet()
+        # Trained copy of the backbone past stride 8 (--set tune_top=1); None: f reads the frozen one.
+        self.top = TunedTop(backbone) if tune_top else None
         self.critic = None
         if critic:  # training only (colorize train --set adversarial=w); never in a weights file
             from colorize.training.critic import PatchCritic
 
             self.critic = PatchCritic()
+
+    @property
+    def backbone_strides(self) -> tuple[tuple[int, ...], bool]:
+        """(strides, embed) to ask of the frozen backbone: up to stride 8 when the net carries its
+        own deep end."""
+        return ((2, 4, 8), False) if self.top is not None else (BACKBONE_STRIDES, True)
+
+    def semantic(self, feats: dict) -> dict:
+        """The features f reads: the frozen backbone's, with the tuned deep end's maps and embedding
+        in place of its own when the net has one."""
+        if self.top is None:
+            return feats
+        return {**feats, **self.top(feats[8])}
 
     def refine(
         self,
@@ -270,12 +337,13 @@ def backbone_of(state: dict) -> str:
 
 def net_for(state: dict) -> SelfRegNet:
     """An untrained :class:`SelfRegNet` shaped like ``state`` (after :func:`checkpoint_filter_fn`):
-    the file decides whether f has the context branch, the class head or the mode selector, and
-    which backbone it reads."""
+    the file decides whether f has the context branch, the class head or the mode selector, whether
+    the net carries a tuned deep end of the backbone, and which backbone it reads."""
     return SelfRegNet(context=any(k.startswith("f.context.") for k in state),
                       classes=any(k.startswith("f.cls.") for k in state),
                       backbone=backbone_of(state),
-                      select=any(k.startswith("f.select.") for k in state))
+                      select=any(k.startswith("f.select.") for k in state),
+                      tune_top=any(k.startswith("top.") for k in state))
 
 
 def checkpoint_filter_fn(state: dict) -> dict:
@@ -364,7 +432,8 @@ class SelfRegColorizer(StreamColorizer):
         self._last_index = index
         l4 = l[None].to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
         frame = _Frame(index=index, l=l4, grey=l_to_uint8(l))
-        feats = self.backbone(l4, strides=BACKBONE_STRIDES, embed=True)
+        strides, embed = self.net.backbone_strides
+        feats = self.net.semantic(self.backbone(l4, strides=strides, embed=embed))
         frame.stages.append(self.net.f(l4, feats, num=self.num_outputs)[0])
         if self._window and self.refine_passes > 0:
             prev = self._window[-1]

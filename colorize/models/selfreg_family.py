@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from colorize.models.backbone import FeatureSpec, FrozenBackbone
-from colorize.models.selfreg import AB_SCALE, BACKBONE_STRIDES, NUM_DIVERSE, SelfRegNet
+from colorize.models.selfreg import AB_SCALE, NUM_DIVERSE, SelfRegNet
 
 class SelfRegFamily:
     """What ``colorize train --model selfreg`` trains (see :mod:`colorize.training.family`).
@@ -53,6 +53,8 @@ class SelfRegFamily:
         select: int = 0,
         select_only: int = 0,
         select_weight: float = 1.0,
+        tune_top: int = 0,
+        top_lr: float = 0.1,
     ) -> None:
         self.num_outputs = num_outputs
         # beta_0 = 1: output 0 is always fully supervised, the safe single answer that diverse=1
@@ -101,6 +103,11 @@ class SelfRegFamily:
         self.select = select
         self.select_only = select_only
         self.select_weight = select_weight
+        # 1: the net carries a trainable copy of the backbone past stride 8 (TunedTop), started
+        # from the ImageNet weights (also when --init is a file without it) and trained at
+        # top_lr x the learning rate; a feature cache's stride-8 maps feed it.
+        self.tune_top = tune_top
+        self.top_lr = top_lr
 
     @property
     def backbone_variant(self) -> str:
@@ -110,7 +117,7 @@ class SelfRegFamily:
     # it was) and the class head (new; the regression heads keep working meanwhile).
     # The critic of the adversarial term starts fresh on any file; so does the chroma calibration
     # (gain 1), which older files lack.
-    growth_prefixes = ("f.context.", "f.cls.", "f.select.", "critic.", "f.chroma_gain")
+    growth_prefixes = ("f.context.", "f.cls.", "f.select.", "top.", "critic.", "f.chroma_gain")
     # Trained but never exported: best.pt (and so a weights file) leaves the critic out.
     training_only_prefixes = ("critic.",)
 
@@ -123,11 +130,22 @@ class SelfRegFamily:
         if self.selects and self.classes:
             raise ValueError("select and classes cannot be combined: both decide f's output 0")
         net = SelfRegNet(self.num_outputs, context=bool(self.context), classes=bool(self.classes),
-                         backbone=self.backbone_variant, critic=self.adversarial > 0, select=self.selects)
+                         backbone=self.backbone_variant, critic=self.adversarial > 0, select=self.selects,
+                         tune_top=bool(self.tune_top))
         if self.select_only:
             for name, p in net.named_parameters():
                 p.requires_grad_(name.startswith("f.select."))
         return net
+
+    def param_groups(self, net: SelfRegNet, lr: float) -> list[dict]:
+        """The optimiser's groups: the tuned deep end of the backbone at ``top_lr`` x lr (its
+        ``lr_scale``), everything else trainable at lr."""
+        top = [p for n, p in net.named_parameters() if p.requires_grad and n.startswith("top.")]
+        rest = [p for n, p in net.named_parameters() if p.requires_grad and not n.startswith("top.")]
+        groups = [{"params": rest, "lr": lr, "lr_scale": 1.0}] if rest else []
+        if top:
+            groups.append({"params": top, "lr": lr * self.top_lr, "lr_scale": self.top_lr})
+        return groups
 
     # What a feature cache stores for this family (colorize.training.feature_cache): the
     # hypercolumn reads strides 2..8 on the stride-8 grid, 16 and 32 on their own.
@@ -172,7 +190,9 @@ class SelfRegFamily:
             feats = batch.feats
         else:
             with torch.no_grad():
-                feats = backbone(l, strides=BACKBONE_STRIDES, embed=True)
+                strides, embed = net.backbone_strides
+                feats = backbone(l, strides=strides, embed=embed)
+        feats = net.semantic(feats)
         if self.select_only:
             return self._select_only_step(net, l, ab_gt, feats)
         if self.selects:
@@ -336,7 +356,8 @@ class SelfRegFamily:
         No refinement: validation batches carry no flow, and f is what the losses mostly train.
         """
         l = lab[:, :, :1].flatten(0, 1)
-        feats = backbone(l, strides=BACKBONE_STRIDES, embed=True)
+        strides, embed = net.backbone_strides
+        feats = net.semantic(backbone(l, strides=strides, embed=embed))
         return net.f(l, feats, num=1)[:, 0].view(*lab.shape[:2], 2, *lab.shape[-2:])
 
 

@@ -136,7 +136,10 @@ class Trainer:
             self._load_init(cfg.init)
         self.ema_net = copy.deepcopy(self.net).eval().requires_grad_(False) if cfg.ema > 0 else None
         self.backbone = FrozenBackbone(load_pretrained_backbone(getattr(self.family, "backbone_variant", "lite0")))
-        self.opt = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
+        if hasattr(self.family, "param_groups"):  # e.g. a slower learning rate for a tuned backbone
+            self.opt = torch.optim.Adam(self.family.param_groups(self.net, cfg.lr), lr=cfg.lr)
+        else:
+            self.opt = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
         self.step = 0
         self.wall = 0.0
         self.best = -math.inf
@@ -302,7 +305,7 @@ class Trainer:
             t0 = time.monotonic()
             batch = q.get()
             for g in self.opt.param_groups:
-                g["lr"] = lr_at(cfg, self.step)
+                g["lr"] = lr_at(cfg, self.step) * g.get("lr_scale", 1.0)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 losses = self.family.training_step(self.net, batch, self.backbone, self.step)
             self.opt.zero_grad(set_to_none=True)
