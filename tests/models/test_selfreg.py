@@ -17,9 +17,8 @@ from colorize.models.selfreg import (
     SelfRegNet,
     checkpoint_filter_fn,
 )
-from colorize.training.data import ClipSampler, DataConfig, load_photos
 from colorize.training.trainer import TrainConfig, Trainer
-from tests.training.synthetic import synthetic_batch, write_photo_folder
+from tests.training.synthetic import photo_sampler, synthetic_batch
 
 H, W = 64, 96
 
@@ -309,8 +308,7 @@ def test_weights_file_decides_the_architecture(tmp_path):
 
 
 def test_trainer_init_accepts_only_declared_growth(tmp_path):
-    folder = write_photo_folder(tmp_path / "photos", n=2, size=80)
-    samp = ClipSampler(load_photos([folder], short=80), [], DataConfig(size=32, window=2), seed=0)
+    samp = photo_sampler(tmp_path / "photos")
     torch.manual_seed(0)
     old = SelfRegNet()
     torch.save(old.state_dict(), tmp_path / "old.pt")
@@ -463,8 +461,7 @@ def test_adversarial_term_trains_critic_and_f_each_on_its_own_loss(classes, tmp_
 
 
 def test_an_adversarial_run_resumes_with_its_critic_and_exports_without_it(tmp_path):
-    folder = write_photo_folder(tmp_path / "photos", n=2, size=80)
-    samp = ClipSampler(load_photos([folder], short=80), [], DataConfig(size=32, window=2), seed=0)
+    samp = photo_sampler(tmp_path / "photos")
     cfg = TrainConfig(model="selfreg", data=(), out=str(tmp_path / "run"), steps=2, batch=1, size=32, threads=1,
                       warmup=1, eval_every=2, eval_batches=1, extra={"adversarial": "0.01", "adv_crop": "16",
                                                                    "knn_samples": "64"})

@@ -6,9 +6,8 @@ import torch
 from colorize.models import create_model
 from colorize.models.backbone import FrozenBackbone, load_pretrained_backbone
 from colorize.models.selfreg import INFO, SelfRegColorizer, SelfRegFamily, SelfRegNet, checkpoint_filter_fn, net_for
-from colorize.training.data import ClipSampler, DataConfig, load_photos
 from colorize.training.trainer import TrainConfig, Trainer
-from tests.training.synthetic import synthetic_batch, write_photo_folder
+from tests.training.synthetic import photo_sampler, synthetic_batch
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +46,7 @@ def test_top_trains_its_weights_but_keeps_imagenet_batchnorm_statistics(backbone
 
 
 def test_trainer_starts_the_top_from_imagenet_on_an_older_file_and_scales_its_lr(tmp_path):
-    folder = write_photo_folder(tmp_path / "photos", n=2, size=80)
-    samp = ClipSampler(load_photos([folder], short=80), [], DataConfig(size=64, window=2), seed=0)
+    samp = photo_sampler(tmp_path / "photos", crop=64)
     torch.manual_seed(0)
     old = SelfRegNet()
     torch.save(old.state_dict(), tmp_path / "old.pt")

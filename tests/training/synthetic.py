@@ -42,3 +42,11 @@ def write_photo_folder(folder: Path, n: int = 6, size: int = 96, seed: int = 0) 
     for i in range(n):
         cv2.imwrite(str(folder / f"p{i}.png"), smooth_image(rng, size, size + 16)[..., ::-1])
     return folder
+
+
+def photo_sampler(folder: Path, crop: int = 32, n: int = 2, window: int = 2, seed: int = 0):
+    """A training sampler over ``n`` synthetic 80-px photos written to ``folder`` (no clips)."""
+    from colorize.training.data import ClipSampler, DataConfig, load_photos
+
+    photos = load_photos([write_photo_folder(folder, n=n, size=80)], short=80)
+    return ClipSampler(photos, [], DataConfig(size=crop, window=window), seed=seed)
