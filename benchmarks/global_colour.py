@@ -1,7 +1,7 @@
 """How much of an automatic model's error is one colour correction per frame away?
 
     python benchmarks/global_colour.py CLIPS... [--model selfreg] [--weights FILE]
-        [--max-frames 40] [--render-size 256] [--threads 0]
+        [--max-frames 40] [--render-size 256] [--threads 0] [--offset A,B]
 
 Colourizes each clip's grey version as ``colorize eval`` does (the model's stream at render size
 256, the pipeline's guided upsampling and gamut step at full resolution) and prints, per clip and
@@ -11,7 +11,9 @@ on average, the PSNR gain over grey of
 * the output with an oracle per-frame correction fitted to the truth: an ab offset (the frame's
   mean error), a chroma gain (least squares), and a 2x2 ab matrix plus offset (least squares);
 
-and the mean a, b and chroma |ab| of output and original. If an oracle correction of 6 numbers
+and the mean a, b and chroma |ab| of output and original. ``--offset A,B`` adds a constant ab to
+every output first (before the gamut step), e.g. minus a model's mean bias measured here: what a
+fixed calibration, with no oracle, would give. If an oracle correction of 6 numbers
 per frame buys dB that the model lacks, that part of the error is the frame's overall palette
 (white balance, a tint), not where the colours go; if the output's mean ab is close to the
 originals' over many clips, the model has no systematic cast, only per-scene guesses.
@@ -57,7 +59,7 @@ def corrections(ab: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
-def measure(model, path: Path, max_frames: int, render_size: int) -> dict:
+def measure(model, path: Path, max_frames: int, render_size: int, offset=(0.0, 0.0)) -> dict:
     model.reset()
     labs, rgbs = [], []
     for rgb_u8 in iter_rgb(path, max_frames, None):
@@ -75,7 +77,8 @@ def measure(model, path: Path, max_frames: int, render_size: int) -> dict:
     stats = torch.zeros(6, dtype=torch.float64)
     for i, (lab, rgb) in enumerate(zip(labs, rgbs)):
         l, gt = lab[:, :1], lab[:, 1:]
-        ab = finish_ab(outs[i].reshape(1, 2, *size).float(), l)
+        ab = outs[i].reshape(1, 2, *size).float() + torch.tensor(offset).view(1, 2, 1, 1)
+        ab = finish_ab(ab, l)
         for kind, x in corrections(ab, gt).items():
             sums[kind] += _psnr(lab_to_rgb(torch.cat((l, x), 1)).clamp(0, 1), rgb)
         sums["grey"] += _psnr(grey_rgb(l), rgb)
@@ -94,19 +97,24 @@ def main() -> int:
     ap.add_argument("--max-frames", type=int, default=40)
     ap.add_argument("--render-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--offset", default="0,0", help="constant a,b added to every output first")
     args = ap.parse_args()
+    offset = tuple(float(x) for x in args.offset.split(","))
+    if len(offset) != 2:
+        raise SystemExit(f"--offset takes A,B, got {args.offset!r}")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = create_model(args.model, device="cpu", weights=args.weights)
     if model.info.needs_reference:
         raise SystemExit(f"{args.model} needs a reference: this measures automatic models")
     clips = find_clips(args.clips)
-    print(f"{args.model}, {len(clips)} clips, {args.max_frames} frames each, render size {args.render_size}")
+    print(f"{args.model}, {len(clips)} clips, {args.max_frames} frames each, render size {args.render_size}"
+          + (f", offset a {offset[0]:+.1f} b {offset[1]:+.1f}" if any(offset) else ""))
     print(f"{'clip':32} " + " ".join(f"{k:>7}" for k in KINDS) + "   mean a/b out | truth   chroma out/truth")
     total = dict.fromkeys(KINDS, 0.0)
     total_stats = [0.0] * 6
     for path in clips:
-        r = measure(model, path, args.max_frames, args.render_size)
+        r = measure(model, path, args.max_frames, args.render_size, offset)
         for k in KINDS:
             total[k] += r["gains"][k] / len(clips)
         total_stats = [t + s / len(clips) for t, s in zip(total_stats, r["stats"])]
