@@ -89,8 +89,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     state = torch.load(args.weights, map_location="cpu", weights_only=True)
     family = selfreg if any(k.startswith("f.") for k in state) else lstm
-    if family is selfreg:
-        state = selfreg.checkpoint_filter_fn(state)
+    state = selfreg.checkpoint_filter_fn(state) if family is selfreg else lstm.with_calibration(state)
     net = family.net_for(state)
     if class_head(net) is None:
         print(f"{args.weights} has no ab class head", file=sys.stderr)

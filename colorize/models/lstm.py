@@ -70,6 +70,13 @@ class FlowChromaNet(nn.Module):
         # Optional ab class head (Zhang et al.) on the stride-4 decoder (dec2) and the upsampled
         # stride-8 one (dec1): when present it gives the colours, and dec3/out are not run.
         self.cls = ABClassHead(64 + 96) if classes else None
+        # A calibration of the shown colours, chosen after training on validation clips and carried
+        # by the weights file (benchmarks/ab_bias.py): ab -> gain * (ab + offset). FlowChroma's
+        # regression leans warm (its sepia: mean b +2.5 above the originals' on the held-out clips),
+        # and a constant offset takes that out. Applied only where the stream shows colours
+        # (:meth:`decode`); training never sees it. Identity (0, 1) in older files.
+        self.register_buffer("ab_offset", torch.zeros(2))
+        self.register_buffer("chroma_gain", torch.tensor(1.0))
 
     def encode(self, l: torch.Tensor, feats: dict) -> tuple[torch.Tensor, tuple]:
         x = l / 50.0 - 1.0
@@ -84,7 +91,8 @@ class FlowChromaNet(nn.Module):
     def decode(self, enc, skips, glob_vec, lstm_vec, l: torch.Tensor) -> torch.Tensor:
         """ab (N, 2, H, W) at the size of the frames' L (N, 1, H, W)."""
         ab, logits = self.decode_parts(enc, skips, glob_vec, lstm_vec, l.shape[-2:])
-        return ab if logits is None else self.cls.shown(logits, l)
+        ab = ab if logits is None else self.cls.shown(logits, l)
+        return (ab + self.ab_offset.to(ab.dtype).view(1, 2, 1, 1)) * self.chroma_gain.to(ab.dtype)
 
     def decode_parts(self, enc, skips, glob_vec, lstm_vec, out_size) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(regression ab at ``out_size``, None) or, with the class head, (None, its logits at stride 4)."""
@@ -171,10 +179,18 @@ def net_for(state: dict) -> FlowChromaNet:
     return FlowChromaNet(classes=any(k.startswith("cls.") for k in state))
 
 
+def with_calibration(state: dict) -> dict:
+    """``state`` with the identity calibration (offset 0, gain 1) where a file predates it."""
+    if state and "ab_offset" not in state:
+        state = {**state, "ab_offset": torch.zeros(2), "chroma_gain": torch.tensor(1.0)}
+    return state
+
+
 @register_model(INFO)
 def build_lstm(device: torch.device, dtype: torch.dtype, weights=None, window: int = WINDOW, **_) -> LSTMColorizer:
     path, expected = resolve_weights(INFO.name, weights)
     state, digest = load_state(path, expected)
+    state = with_calibration(state)
     net = net_for(state)
     load_into(net, state, path)
     backbone = FrozenBackbone(load_pretrained_backbone())
@@ -208,7 +224,7 @@ class LSTMFamily:
     # (colorize.training.rebalance); the trainer sets ``ab_weights`` from the training data.
     rebalance = 0.0
     ab_weights = None
-    growth_prefixes = ("cls.",)
+    growth_prefixes = ("cls.", "ab_offset", "chroma_gain")
 
     def build_net(self) -> nn.Module:
         return FlowChromaNet(classes=bool(self.classes))

@@ -142,3 +142,34 @@ def test_class_rebalancing_weights_the_cross_entropy_by_colour_rarity():
         assert torch.allclose(rare.training_step(net, batch, bb, step=0)["classes"], base)
         rare.ab_weights = torch.full((NBINS, NBINS), 3.0)
         assert torch.allclose(rare.training_step(net, batch, bb, step=0)["classes"], 3 * base)
+
+
+def test_calibration_shifts_and_scales_only_the_shown_colours_and_travels_in_the_file(tmp_path):
+    from colorize.models import create_model
+    from colorize.models.lstm import with_calibration
+
+    torch.manual_seed(0)
+    net = FlowChromaNet().eval()
+    assert torch.equal(net.ab_offset, torch.zeros(2)) and float(net.chroma_gain) == 1.0
+    backbone = FrozenBackbone(load_pretrained_backbone())
+    l = torch.rand(1, 1, 64, 96) * 100
+    with torch.no_grad():
+        feats = backbone(l, strides=BACKBONE_STRIDES, embed=True)
+        trained_form = net(l[:, None], feats)
+        enc, skips = net.encode(l, feats)
+        seq, _ = net.lstm(enc.mean(dim=(2, 3))[:, None])
+        args = (enc, skips, net.global_fc(feats["embed"]), seq[:, -1], l)
+        plain = net.decode(*args)
+        net.ab_offset.copy_(torch.tensor([1.5, -2.5]))
+        net.chroma_gain.fill_(1.1)
+        shown = net.decode(*args)
+        assert torch.allclose(net(l[:, None], feats), trained_form)  # training never sees it
+    assert torch.allclose(shown, (plain + torch.tensor([1.5, -2.5]).view(1, 2, 1, 1)) * 1.1, atol=1e-4)
+    state = net.state_dict()
+    torch.save(state, tmp_path / "cal.pt")
+    model = create_model("lstm", weights=tmp_path / "cal.pt")
+    assert torch.equal(model.net.ab_offset, torch.tensor([1.5, -2.5])) and float(model.net.chroma_gain) == pytest.approx(1.1)
+    old = {k: v for k, v in state.items() if k not in ("ab_offset", "chroma_gain")}  # a file from before
+    torch.save(old, tmp_path / "old.pt")
+    assert torch.equal(create_model("lstm", weights=tmp_path / "old.pt").net.ab_offset, torch.zeros(2))
+    assert with_calibration(state) is state
