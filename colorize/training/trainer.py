@@ -4,7 +4,8 @@
   deterministically from ``(seed, step)``, prefetched one batch ahead in a thread.
 - Checkpoints: ``OUT/last.pt`` every few minutes (net, optimiser, step, RNG states, config), so a
   resumed run continues exactly where the interrupted one stopped; ``OUT/best.pt`` holds the net
-  weights (trainable part only) of the best validation PSNR so far.
+  weights (trainable part only) of the best validation PSNR so far (or, with ``best_at_colour``,
+  of the best PSNR gain once the chroma is scaled to that colourfulness).
 - Log: ``OUT/log.csv``, one row per logged step (losses, lr, speed) and per evaluation
   (validation PSNR of output and grey input, colourfulness ratio).
 """
@@ -64,6 +65,11 @@ class TrainConfig:
     cache: str = ""
     cache_samples: int = 20000
     cache_dtype: str = "float16"
+    # > 0: pick best.pt by the validation PSNR at this colourfulness ratio instead of the plain
+    # PSNR. Each evaluation scales the predicted ab by the smallest gain (1, 1.05, ... 2) whose
+    # colourfulness reaches the target and scores that: regression drifts between grey and colour
+    # as it trains, and the plain PSNR favours the greyer checkpoints.
+    best_at_colour: float = 0.0
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -109,6 +115,24 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = torch.mean((a.float() - b.float()) ** 2).item()
     return 99.0 if mse <= 1e-12 else 10 * math.log10(1.0 / mse)
+
+
+AT_COLOUR_GAINS = tuple(1.0 + 0.05 * i for i in range(21))
+
+
+def psnr_at_colour(frames: list, target: float) -> dict:
+    """PSNR (mean over ``frames``) after scaling the predicted ab by the smallest gain of
+    ``AT_COLOUR_GAINS`` whose colourfulness ratio (as :meth:`Trainer.evaluate` measures it) is at
+    least ``target``, or by the largest gain if none is. frames: [(L (N, 1, H, W), predicted ab
+    (N, 2, H, W), true RGB (N, 3, H, W))]. Returns {"psnr", "gain", "colour_ratio"}."""
+    c_gt = sum(colourfulness(gt) for _, _, gt in frames)
+    for gain in AT_COLOUR_GAINS:
+        rgbs = [lab_to_rgb(torch.cat((l, ab * gain), 1)) for l, ab, _ in frames]
+        ratio = sum(colourfulness(x) for x in rgbs) / max(1e-6, c_gt)
+        if ratio >= target or gain == AT_COLOUR_GAINS[-1]:
+            value = sum(psnr(x, gt) for x, (_, _, gt) in zip(rgbs, frames)) / len(frames)
+            return {"psnr": value, "gain": gain, "colour_ratio": ratio}
+    raise AssertionError("unreachable")
 
 
 def colourfulness(rgb: torch.Tensor) -> float:
@@ -225,6 +249,8 @@ class Trainer:
     def _log(self, row: dict) -> None:
         path = self.out / "log.csv"
         fields = ["kind", "step", "wall_s", "lr", "loss", "terms", "val_psnr", "val_psnr_grey", "val_gain", "val_colour_ratio", "steps_per_s"]
+        if self.cfg.best_at_colour > 0:
+            fields += ["val_gain_at_colour", "val_chroma_gain"]
         new = not path.exists()
         with open(path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields)
@@ -252,11 +278,13 @@ class Trainer:
     def evaluate(self) -> dict:
         net = self.eval_net
         net.eval()
-        p_out, p_grey, c_out, c_gt = [], [], [], []
+        p_out, p_grey, c_out, c_gt, frames = [], [], [], [], []
         for i in range(self.cfg.eval_batches):
             batch = self.val_sampler.batch(i, self.cfg.batch)
             ab = self.family.predict(net, batch.lab, self.backbone)
             lab = batch.lab.flatten(0, 1)
+            if self.cfg.best_at_colour > 0:
+                frames.append((lab[:, :1], ab.flatten(0, 1).float(), batch.rgb.flatten(0, 1)))
             pred = lab_to_rgb(torch.cat((lab[:, :1], ab.flatten(0, 1).float()), 1))
             grey = lab_to_rgb(torch.cat((lab[:, :1], torch.zeros_like(lab[:, 1:])), 1))
             gt = batch.rgb.flatten(0, 1)
@@ -272,7 +300,16 @@ class Trainer:
             "val_colour_ratio": sum(c_out) / max(1e-6, sum(c_gt)),
         }
         res["val_gain"] = res["val_psnr"] - res["val_psnr_grey"]
+        if frames:
+            at = psnr_at_colour(frames, self.cfg.best_at_colour)
+            res["val_gain_at_colour"] = at["psnr"] - res["val_psnr_grey"]
+            res["val_chroma_gain"] = at["gain"]
         return res
+
+    def _criterion(self, metrics: dict) -> float:
+        """What best.pt maximises: the validation PSNR, or its gain over grey at the colour
+        target (``best_at_colour``)."""
+        return metrics["val_gain_at_colour"] if self.cfg.best_at_colour > 0 else metrics["val_psnr"]
 
     def export_best(self, metrics: dict) -> None:
         # Parts that only serve training (a family's ``training_only_prefixes``, e.g. selfreg's
@@ -336,8 +373,8 @@ class Trainer:
                 self._log(row)
                 if on_log:
                     on_log(row)
-                if metrics["val_psnr"] > self.best:
-                    self.best = metrics["val_psnr"]
+                if self._criterion(metrics) > self.best:
+                    self.best = self._criterion(metrics)
                     self.export_best(metrics)
             if time.monotonic() - last_ckpt > cfg.ckpt_minutes * 60 or self.step == end:
                 self.save()

@@ -2,6 +2,7 @@ from dataclasses import replace
 import csv
 from pathlib import Path
 
+import pytest
 import torch
 
 from colorize.training.data import ClipSampler, DataConfig, load_photos
@@ -291,3 +292,36 @@ def test_validation_clips_are_whole_sources_and_the_ones_the_trainer_holds_out(t
                          capture_output=True, text=True, timeout=60)
     assert sorted(p.name for p in (tmp_path / "val").iterdir()) == expect
     assert out.returncode == (0 if expect else 1)
+
+
+def test_psnr_at_colour_scales_chroma_to_the_target():
+    from colorize.color.lab import lab_to_rgb
+    from colorize.training.trainer import AT_COLOUR_GAINS, colourfulness, psnr, psnr_at_colour
+
+    g = torch.Generator().manual_seed(0)
+    l = torch.rand(2, 1, 16, 16, generator=g) * 60 + 20
+    ab_true = torch.randn(2, 2, 16, 16, generator=g) * 25
+    gt = lab_to_rgb(torch.cat((l, ab_true), 1))
+    frames = [(l, ab_true * 0.7, gt)]  # a desaturated prediction, right hues
+    plain = psnr(lab_to_rgb(torch.cat((l, ab_true * 0.7), 1)), gt)
+    at = psnr_at_colour(frames, 0.95)
+    assert at["colour_ratio"] >= 0.95 and at["gain"] > 1.0
+    smaller = [x for x in AT_COLOUR_GAINS if x < at["gain"]][-1]  # the gain before it falls short
+    below = colourfulness(lab_to_rgb(torch.cat((l, ab_true * 0.7 * smaller), 1))) / colourfulness(gt)
+    assert below < 0.95
+    assert at["psnr"] > plain  # towards the truth's chroma: closer
+    assert psnr_at_colour(frames, 0.1)["gain"] == 1.0  # already colourful enough: unscaled
+    assert psnr_at_colour(frames, 50.0)["gain"] == AT_COLOUR_GAINS[-1]  # unreachable: the largest
+
+
+def test_best_at_colour_picks_by_the_gain_at_that_colour_and_logs_it(tmp_path):
+    tr, va = _samplers(tmp_path)
+    torch.manual_seed(0)
+    trainer = Trainer(replace(_cfg(tmp_path / "run", 4), best_at_colour=0.8), tr, va)
+    trainer.run()
+    rows = [r for r in csv.DictReader(open(tmp_path / "run" / "log.csv")) if r["kind"] == "eval"]
+    assert rows and all(r["val_gain_at_colour"] and r["val_chroma_gain"] for r in rows)
+    best_step = max(rows, key=lambda r: float(r["val_gain_at_colour"]))["step"]
+    best = __import__("json").loads((tmp_path / "run" / "best.json").read_text())
+    assert str(best["step"]) == best_step and "val_gain_at_colour" in best
+    assert trainer.best == pytest.approx(max(float(r["val_gain_at_colour"]) for r in rows), abs=1e-4)
