@@ -7,7 +7,8 @@ Runs the file as ``colorize eval`` does (``benchmarks/global_colour.py``'s measu
 colour clips the file was NOT trained on and that are not the clips you will report on (for this
 repository: the training split's held-out validation clips, never dev_eval). The bias is the mean
 over clips of (output mean a, b) - (original mean a, b). The file's ``ab_offset`` (0 in older
-files; the stream shows ab -> gain * (ab + offset)) is then corrected by minus that bias, printed,
+files; the stream shows ab -> gain * (ab + offset)) is then corrected by minus that bias (divided
+by the file's gain), printed,
 and with ``--write OUT`` saved. Run it again on the written file: the remaining bias should be
 near 0.
 """
@@ -48,12 +49,12 @@ def main() -> int:
     clips = find_clips(args.clips)
     bias = torch.zeros(2, dtype=torch.float64)
     for path in clips:
-        s = measure(model, path, args.max_frames, args.render_size)["stats"]
+        s = measure(model, path, args.max_frames, args.render_size, oracles=False)["stats"]
         bias += torch.tensor([s[0] - s[2], s[1] - s[3]], dtype=torch.float64) / len(clips)
         print(f"{path.name[:32]:32} output a {s[0]:+5.1f} b {s[1]:+5.1f}   original a {s[2]:+5.1f} b {s[3]:+5.1f}",
               flush=True)
     old = state["ab_offset"].double()
-    new = old - bias
+    new = old - bias / float(state["chroma_gain"])  # the stream shows gain * (ab + offset)
     print(f"bias a {bias[0]:+.2f} b {bias[1]:+.2f}; offset a {old[0]:+.2f} b {old[1]:+.2f} -> "
           f"a {new[0]:+.2f} b {new[1]:+.2f}")
     if args.write:

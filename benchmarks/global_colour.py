@@ -59,7 +59,10 @@ def corrections(ab: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
-def measure(model, path: Path, max_frames: int, render_size: int, offset=(0.0, 0.0)) -> dict:
+def measure(model, path: Path, max_frames: int, render_size: int, offset=(0.0, 0.0),
+            oracles: bool = True) -> dict:
+    """{"gains": PSNR gain over grey per kind of :data:`KINDS` (empty without ``oracles``),
+    "stats": mean [output a, output b, original a, original b, output |ab|, original |ab|]}."""
     model.reset()
     labs, rgbs = [], []
     for rgb_u8 in iter_rgb(path, max_frames, None):
@@ -79,13 +82,14 @@ def measure(model, path: Path, max_frames: int, render_size: int, offset=(0.0, 0
         l, gt = lab[:, :1], lab[:, 1:]
         ab = outs[i].reshape(1, 2, *size).float() + torch.tensor(offset).view(1, 2, 1, 1)
         ab = finish_ab(ab, l)
-        for kind, x in corrections(ab, gt).items():
-            sums[kind] += _psnr(lab_to_rgb(torch.cat((l, x), 1)).clamp(0, 1), rgb)
-        sums["grey"] += _psnr(grey_rgb(l), rgb)
+        if oracles:
+            for kind, x in corrections(ab, gt).items():
+                sums[kind] += _psnr(lab_to_rgb(torch.cat((l, x), 1)).clamp(0, 1), rgb)
+            sums["grey"] += _psnr(grey_rgb(l), rgb)
         stats += torch.tensor([ab[0, 0].mean(), ab[0, 1].mean(), gt[0, 0].mean(), gt[0, 1].mean(),
                                ab.norm(dim=1).mean(), gt.norm(dim=1).mean()], dtype=torch.float64)
     n = len(labs)
-    gains = {k: (sums[k] - sums["grey"]) / n for k in KINDS}
+    gains = {k: (sums[k] - sums["grey"]) / n for k in KINDS} if oracles else {}
     return {"gains": gains, "stats": (stats / n).tolist()}
 
 

@@ -277,13 +277,15 @@ class SelfRegNet(nn.Module):
 
     def __init__(self, num_outputs: int = NUM_DIVERSE, context: bool = False, classes: bool = False,
                  backbone: str = "lite0", critic: bool = False, select: bool = False,
-                 tune_top: bool = False) -> None:
+                 tune_top: bool = False, top_from_imagenet: bool = True) -> None:
         super().__init__()
         self.backbone_variant = backbone  # which EfficientNet-Lite's features f reads
         self.f = ColorizationNet(num_outputs, context=context, classes=classes, backbone=backbone, select=select)
         self.g = RefinementNet()
         # Trained copy of the backbone past stride 8 (--set tune_top=1); None: f reads the frozen one.
-        self.top = TunedTop(backbone) if tune_top else None
+        # top_from_imagenet=False when a weights file is about to supply it (no second read of
+        # the ImageNet file at model load).
+        self.top = TunedTop(backbone, pretrained=top_from_imagenet) if tune_top else None
         self.critic = None
         if critic:  # training only (colorize train --set adversarial=w); never in a weights file
             from colorize.training.critic import PatchCritic
@@ -338,12 +340,14 @@ def backbone_of(state: dict) -> str:
 def net_for(state: dict) -> SelfRegNet:
     """An untrained :class:`SelfRegNet` shaped like ``state`` (after :func:`checkpoint_filter_fn`):
     the file decides whether f has the context branch, the class head or the mode selector, whether
-    the net carries a tuned deep end of the backbone, and which backbone it reads."""
+    the net carries a tuned deep end of the backbone (left unloaded: the file supplies it), and
+    which backbone it reads."""
     return SelfRegNet(context=any(k.startswith("f.context.") for k in state),
                       classes=any(k.startswith("f.cls.") for k in state),
                       backbone=backbone_of(state),
                       select=any(k.startswith("f.select.") for k in state),
-                      tune_top=any(k.startswith("top.") for k in state))
+                      tune_top=any(k.startswith("top.") for k in state),
+                      top_from_imagenet=False)
 
 
 def checkpoint_filter_fn(state: dict) -> dict:
