@@ -273,3 +273,17 @@ class FrozenBackbone(nn.Module):
 
     def forward(self, l: torch.Tensor, strides=(2, 4, 8, 16, 32), embed: bool = True) -> dict:
         return self.net.features(normalize_l(l), strides=strides, embed=embed)
+
+
+def semantic_input(l: torch.Tensor, scale: float, multiple: int = 32) -> torch.Tensor:
+    """L (N, 1, H, W) as the backbone reads it: resized by ``scale`` (bilinear), each side rounded to
+    a multiple of ``multiple`` (the backbone's stride); unchanged at scale 1. A model that reads
+    features of a larger L brings them back to its own grid (``selfreg``'s hypercolumn, ``lstm``'s
+    encoder). Why: Lite0 describes a 256-px frame more weakly than the same frame at 384 px, and
+    heads trained at 128 px answer the stronger features with more, and more often right, colour.
+    Each file carries its scale (``semantic_scale``), chosen on validation clips after training."""
+    if scale == 1.0:
+        return l
+    h, w = l.shape[-2:]
+    size = tuple(max(multiple, int(n * scale / multiple + 0.5) * multiple) for n in (h, w))  # halves round up
+    return F.interpolate(l, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)

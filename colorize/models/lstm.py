@@ -29,7 +29,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorize.models.backbone import EMBED_DIM, FeatureSpec, FrozenBackbone, load_pretrained_backbone
+from colorize.models.backbone import (
+    EMBED_DIM,
+    FeatureSpec,
+    FrozenBackbone,
+    load_pretrained_backbone,
+    semantic_input,
+)
 from colorize.models.base import ModelInfo, StreamColorizer
 from colorize.models.layers import ABClassHead
 from colorize.models.registry import load_into, load_state, register_model, resolve_weights
@@ -77,15 +83,21 @@ class FlowChromaNet(nn.Module):
         # (:meth:`decode`); training never sees it. Identity (0, 1) in older files.
         self.register_buffer("ab_offset", torch.zeros(2))
         self.register_buffer("chroma_gain", torch.tensor(1.0))
+        # The size at which the stream's backbone reads L, relative to the net's own (see
+        # colorize.models.backbone.semantic_input): a calibration like the two above, 1 in older files.
+        self.register_buffer("semantic_scale", torch.tensor(1.0))
 
     def encode(self, l: torch.Tensor, feats: dict) -> tuple[torch.Tensor, tuple]:
         x = l / 50.0 - 1.0
         e1 = self.enc1(x)
         e2 = self.enc2(e1)
         e3 = self.enc3(e2)
+        f8 = feats[8]
+        if f8.shape[-2:] != e3.shape[-2:]:  # features of a larger L (semantic_scale)
+            f8 = F.interpolate(f8, size=e3.shape[-2:], mode="bilinear", align_corners=False)
         f16 = F.interpolate(feats[16], size=e3.shape[-2:], mode="bilinear", align_corners=False)
         f32 = F.interpolate(self.enc_s32(feats[32]), size=e3.shape[-2:], mode="bilinear", align_corners=False)
-        enc = self.enc_fuse[1](self.enc_fuse[0](torch.cat((e3, feats[8], f16), 1)) + f32)
+        enc = self.enc_fuse[1](self.enc_fuse[0](torch.cat((e3, f8, f16), 1)) + f32)
         return enc, (e1, e2)
 
     def decode(self, enc, skips, glob_vec, lstm_vec, l: torch.Tensor) -> torch.Tensor:
@@ -155,7 +167,8 @@ class LSTMColorizer(StreamColorizer):
     @torch.inference_mode()
     def push(self, index: int, l: torch.Tensor) -> list:
         x = l.to(self.device, self.dtype)[None]
-        feats = self.backbone(x, strides=BACKBONE_STRIDES, embed=True)
+        feats = self.backbone(semantic_input(x, float(self.net.semantic_scale), self.size_multiple),
+                              strides=BACKBONE_STRIDES, embed=True)
         enc, skips = self.net.encode(x, feats)
         self._pooled.append(enc.mean(dim=(2, 3)))
         seq, _ = self.net.lstm(torch.stack(tuple(self._pooled), 1))
@@ -180,9 +193,12 @@ def net_for(state: dict) -> FlowChromaNet:
 
 
 def with_calibration(state: dict) -> dict:
-    """``state`` with the identity calibration (offset 0, gain 1) where a file predates it."""
+    """``state`` with the identity calibration (offset 0, gain 1, semantic scale 1) where a file
+    predates it."""
     if state and "ab_offset" not in state:
         state = {**state, "ab_offset": torch.zeros(2), "chroma_gain": torch.tensor(1.0)}
+    if state and "semantic_scale" not in state:
+        state = {**state, "semantic_scale": torch.tensor(1.0)}
     return state
 
 
@@ -224,7 +240,7 @@ class LSTMFamily:
     # (colorize.training.rebalance); the trainer sets ``ab_weights`` from the training data.
     rebalance = 0.0
     ab_weights = None
-    growth_prefixes = ("cls.", "ab_offset", "chroma_gain")
+    growth_prefixes = ("cls.", "ab_offset", "chroma_gain", "semantic_scale")
 
     def build_net(self) -> nn.Module:
         return FlowChromaNet(classes=bool(self.classes))

@@ -37,6 +37,7 @@ from colorize.models.backbone import (
     FrozenBackbone,
     get_variant,
     load_pretrained_backbone,
+    semantic_input,
 )
 from colorize.models.base import ModelInfo, StreamColorizer
 from colorize.models.layers import ABClassHead, ConvNormAct, Hypercolumn, ModeSelector, UpBlock, resize_to
@@ -286,6 +287,10 @@ class SelfRegNet(nn.Module):
         # top_from_imagenet=False when a weights file is about to supply it (no second read of
         # the ImageNet file at model load).
         self.top = TunedTop(backbone, pretrained=top_from_imagenet) if tune_top else None
+        # The size at which the frozen backbone reads L, relative to f's: a calibration chosen after
+        # training on validation clips (benchmarks/chroma_gain.py --semantic-scales) and carried by
+        # the file; training never applies it (1 in older files). See semantic_input.
+        self.register_buffer("semantic_scale", torch.tensor(1.0))
         self.critic = None
         if critic:  # training only (colorize train --set adversarial=w); never in a weights file
             from colorize.training.critic import PatchCritic
@@ -355,7 +360,8 @@ def checkpoint_filter_fn(state: dict) -> dict:
 
     Drops a ``module.`` (DataParallel) or ``net.`` prefix, any frozen-backbone keys, which are
     never part of the weights file, and the training-only critic of the adversarial term; a file
-    from before the chroma calibration gets the neutral gain 1.
+    from before the chroma calibration gets the neutral gain 1, and one from before the semantic
+    scale the scale 1.
     """
     out = {}
     for key, value in state.items():
@@ -367,6 +373,8 @@ def checkpoint_filter_fn(state: dict) -> dict:
         out[key] = value
     if out and "f.chroma_gain" not in out:  # files from before the calibration: no gain
         out["f.chroma_gain"] = torch.tensor(1.0)
+    if out and "semantic_scale" not in out:  # files from before it: the backbone reads f's size
+        out["semantic_scale"] = torch.tensor(1.0)
     return out
 
 
@@ -437,7 +445,8 @@ class SelfRegColorizer(StreamColorizer):
         l4 = l[None].to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
         frame = _Frame(index=index, l=l4, grey=l_to_uint8(l))
         strides, embed = self.net.backbone_strides
-        feats = self.net.semantic(self.backbone(l4, strides=strides, embed=embed))
+        l_sem = semantic_input(l4, float(self.net.semantic_scale), self.size_multiple)
+        feats = self.net.semantic(self.backbone(l_sem, strides=strides, embed=embed))
         frame.stages.append(self.net.f(l4, feats, num=self.num_outputs)[0])
         if self._window and self.refine_passes > 0:
             prev = self._window[-1]

@@ -173,3 +173,28 @@ def test_calibration_shifts_and_scales_only_the_shown_colours_and_travels_in_the
     torch.save(old, tmp_path / "old.pt")
     assert torch.equal(create_model("lstm", weights=tmp_path / "old.pt").net.ab_offset, torch.zeros(2))
     assert with_calibration(state) is state
+
+
+def test_semantic_scale_feeds_the_backbone_a_larger_l_and_travels_in_the_file(tmp_path):
+    from colorize.models import create_model
+
+    torch.manual_seed(0)
+    net = FlowChromaNet().eval()
+    net.semantic_scale.fill_(1.5)
+    state = net.state_dict()
+    torch.save(state, tmp_path / "scaled.pt")
+    model = create_model("lstm", weights=tmp_path / "scaled.pt")
+    assert float(model.net.semantic_scale) == 1.5
+    seen = []
+    backbone = model.backbone
+    model.backbone = lambda x, **kw: (seen.append(tuple(x.shape[-2:])), backbone(x, **kw))[1]
+    frame = torch.rand(1, 64, 96) * 100
+    (_, ab), = model.push(0, frame)
+    assert seen == [(96, 160)] and ab.shape[-2:] == (64, 96)  # the net's grid is the frame's
+    model.reset()
+    model.net.semantic_scale.fill_(1.0)
+    (_, ab1), = model.push(0, frame)
+    assert seen[-1] == (64, 96) and not torch.allclose(ab, ab1)
+    old = {k: v for k, v in state.items() if k != "semantic_scale"}  # a file from before
+    torch.save(old, tmp_path / "old.pt")
+    assert float(create_model("lstm", weights=tmp_path / "old.pt").net.semantic_scale) == 1.0

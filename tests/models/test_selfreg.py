@@ -16,6 +16,7 @@ from colorize.models.selfreg import (
     SelfRegFamily,
     SelfRegNet,
     checkpoint_filter_fn,
+    semantic_input,
 )
 from colorize.training.trainer import TrainConfig, Trainer
 from tests.training.synthetic import photo_sampler, synthetic_batch
@@ -197,6 +198,7 @@ def test_checkpoint_filter_drops_backbone_and_prefixes():
     state = {"module.f.head.bias": 1, "backbone.net._fc.weight": 2, "net.g.out.bias": 3, "critic.net.0.bias": 4}
     out = checkpoint_filter_fn(state)
     assert out.pop("f.chroma_gain") == 1.0  # an older file: the neutral calibration
+    assert out.pop("semantic_scale") == 1.0  # and the backbone reads f's own size
     assert out == {"f.head.bias": 1, "g.out.bias": 3}
     assert checkpoint_filter_fn({"f.chroma_gain": torch.tensor(1.3)})["f.chroma_gain"] == pytest.approx(1.3)
 
@@ -218,6 +220,37 @@ def test_chroma_gain_scales_every_shown_output_and_travels_in_the_file(parts, cl
     torch.save(net.state_dict(), tmp_path / "gain.pt")
     model = create_model("selfreg", weights=tmp_path / "gain.pt", refine_passes=0)
     assert float(model.net.f.chroma_gain) == 1.25
+
+
+def test_semantic_input_sizes():
+    l = torch.rand(1, 1, 64, 96) * 100
+    assert semantic_input(l, 1.0) is l
+    up = semantic_input(l, 1.5)
+    assert up.shape == (1, 1, 96, 160)  # 96 x 144 rounded to multiples of 32
+    assert up.min() >= l.min() - 1e-4 and up.max() <= l.max() + 1e-4  # bilinear: no overshoot
+    assert semantic_input(torch.rand(1, 1, 32, 32), 0.3).shape == (1, 1, 32, 32)  # never below one cell
+    flat = torch.full((1, 1, 64, 96), 37.0)
+    assert torch.allclose(semantic_input(flat, 2.0), torch.full((1, 1, 128, 192), 37.0))
+
+
+def test_semantic_scale_feeds_the_backbone_a_larger_l_and_travels_in_the_file(tmp_path):
+    torch.manual_seed(0)
+    net = SelfRegNet().eval()
+    net.semantic_scale.fill_(1.5)
+    torch.save(net.state_dict(), tmp_path / "scaled.pt")
+    model = create_model("selfreg", weights=tmp_path / "scaled.pt", refine_passes=0)
+    assert float(model.net.semantic_scale) == 1.5
+    seen = []
+    backbone = model.backbone
+    model.backbone = lambda l, **kw: (seen.append(tuple(l.shape[-2:])), backbone(l, **kw))[1]
+    frame = torch.rand(1, H, W) * 100
+    (index, ab), = model.push(0, frame) + model.flush()
+    assert seen == [(96, 160)] and ab.shape[-2:] == (H, W)  # f's output stays on the frame's grid
+    # the features read at 1.5x are not those read at 1x: the scale reaches the colours
+    model.reset()
+    model.net.semantic_scale.fill_(1.0)
+    (_, ab1), = model.push(0, frame) + model.flush()
+    assert seen[-1] == (H, W) and not torch.allclose(ab, ab1)
 
 
 def test_weights_hold_only_trainable_parameters():

@@ -109,6 +109,7 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path):
     assert (tmp_path / "a" / "best.pt").exists() and (tmp_path / "a" / "last.pt").exists()
 
 
+@pytest.mark.filterwarnings("ignore:--precision bf16 on a CPU without native")  # machines without it
 def test_bf16_autocast_trains_float32_weights(tmp_path):
     tr, va = _samplers(tmp_path)
     torch.manual_seed(0)
@@ -121,6 +122,22 @@ def test_bf16_autocast_trains_float32_weights(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)
     losses = [float(r["loss"]) for r in rows if r["kind"] == "train"]
     assert len(losses) == 2 and all(0 < x < 1 for x in losses)
+
+
+def test_bf16_warns_only_where_the_cpu_emulates_it(tmp_path, monkeypatch):
+    import warnings
+
+    import colorize.training.trainer as trainer_module
+
+    tr, va = _samplers(tmp_path)
+    monkeypatch.setattr(trainer_module, "cpu_bf16_is_native", lambda: False)
+    with pytest.warns(RuntimeWarning, match="fp32"):
+        Trainer(replace(_cfg(tmp_path / "emulated", 2), precision="bf16"), tr, va)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(_cfg(tmp_path / "fp32", 2), tr, va)  # fp32 never warns
+        monkeypatch.setattr(trainer_module, "cpu_bf16_is_native", lambda: True)
+        Trainer(replace(_cfg(tmp_path / "native", 2), precision="bf16"), tr, va)
 
 
 def test_unknown_precision_is_refused(tmp_path):
