@@ -24,7 +24,7 @@ loss of f along optical flow and the L1 loss of g on neighbouring frames.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -291,6 +291,11 @@ class SelfRegNet(nn.Module):
         # training on validation clips (benchmarks/chroma_gain.py --semantic-scales) and carried by
         # the file; training never applies it (1 in older files). See semantic_input.
         self.register_buffer("semantic_scale", torch.tensor(1.0))
+        # The working size (short side, pixels) the file was calibrated at, which the pipeline and
+        # colorize eval use unless --render-size says otherwise; 0 = the family's default (256).
+        # With a semantic scale the two sizes trade: f at 192 px with the backbone at 2x (384 px)
+        # costs about what f and the backbone at 256 px do, and colours better.
+        self.register_buffer("render_size", torch.tensor(0))
         self.critic = None
         if critic:  # training only (colorize train --set adversarial=w); never in a weights file
             from colorize.training.critic import PatchCritic
@@ -375,6 +380,8 @@ def checkpoint_filter_fn(state: dict) -> dict:
         out["f.chroma_gain"] = torch.tensor(1.0)
     if out and "semantic_scale" not in out:  # files from before it: the backbone reads f's size
         out["semantic_scale"] = torch.tensor(1.0)
+    if out and "render_size" not in out:  # and the family's working size
+        out["render_size"] = torch.tensor(0)
     return out
 
 
@@ -558,8 +565,9 @@ def selfreg(
     state = checkpoint_filter_fn(state)
     net = net_for(state)
     load_into(net, state, path)
+    render = int(net.render_size)
     model = SelfRegColorizer(
-        INFO,
+        replace(INFO, default_render_size=render) if render > 0 else INFO,
         net,
         FrozenBackbone(load_pretrained_backbone(net.backbone_variant)),
         device,

@@ -117,7 +117,7 @@ class SelfRegFamily:
     # it was) and the class head (new; the regression heads keep working meanwhile).
     # The critic of the adversarial term starts fresh on any file; so does the chroma calibration
     # (gain 1), which older files lack.
-    growth_prefixes = ("f.context.", "f.cls.", "f.select.", "top.", "critic.", "f.chroma_gain", "semantic_scale")
+    growth_prefixes = ("f.context.", "f.cls.", "f.select.", "top.", "critic.", "f.chroma_gain", "semantic_scale", "render_size")
     # Trained but never exported: best.pt (and so a weights file) leaves the critic out.
     training_only_prefixes = ("critic.",)
 

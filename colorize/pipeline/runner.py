@@ -134,6 +134,10 @@ class Runner:
                 f"model {self.info.name!r} gives {model.num_outputs} output(s) per frame, "
                 f"{self.config.diverse} asked for"
             )
+        if self.config.render_size is None and model.info.default_render_size != self.render_size:
+            # The weights file names its own working size (a selfreg file calibrated at 192 px).
+            self.render_size = model.info.default_render_size
+            self.references = [load_reference(s, self.render_size) for s in self.ref_specs]
         self.model = model
 
     @property

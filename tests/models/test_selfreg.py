@@ -199,6 +199,7 @@ def test_checkpoint_filter_drops_backbone_and_prefixes():
     out = checkpoint_filter_fn(state)
     assert out.pop("f.chroma_gain") == 1.0  # an older file: the neutral calibration
     assert out.pop("semantic_scale") == 1.0  # and the backbone reads f's own size
+    assert out.pop("render_size") == 0  # at the family's working size
     assert out == {"f.head.bias": 1, "g.out.bias": 3}
     assert checkpoint_filter_fn({"f.chroma_gain": torch.tensor(1.3)})["f.chroma_gain"] == pytest.approx(1.3)
 
@@ -251,6 +252,24 @@ def test_semantic_scale_feeds_the_backbone_a_larger_l_and_travels_in_the_file(tm
     model.net.semantic_scale.fill_(1.0)
     (_, ab1), = model.push(0, frame) + model.flush()
     assert seen[-1] == (H, W) and not torch.allclose(ab, ab1)
+
+
+def test_a_file_names_its_working_size_and_the_pipeline_uses_it(tmp_path):
+    from colorize.pipeline.config import RunConfig
+    from colorize.pipeline.runner import Runner
+
+    net = SelfRegNet().eval()
+    torch.save(net.state_dict(), tmp_path / "plain.pt")
+    net.render_size.fill_(192)
+    torch.save(net.state_dict(), tmp_path / "small.pt")
+    assert create_model("selfreg", weights=tmp_path / "plain.pt").info.default_render_size == 256
+    assert create_model("selfreg", weights=tmp_path / "small.pt").info.default_render_size == 192
+    assert INFO.default_render_size == 256  # the family's own record is untouched
+    for weights, asked, used in ((tmp_path / "small.pt", None, 192), (tmp_path / "small.pt", 320, 320),
+                                 (tmp_path / "plain.pt", None, 256)):
+        runner = Runner(RunConfig(model="selfreg", weights=weights, device="cpu", render_size=asked))
+        runner.build()
+        assert runner.render_size == used
 
 
 def test_weights_hold_only_trainable_parameters():
