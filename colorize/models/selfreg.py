@@ -293,8 +293,8 @@ class SelfRegNet(nn.Module):
         self.register_buffer("semantic_scale", torch.tensor(1.0))
         # The working size (short side, pixels) the file was calibrated at, which the pipeline and
         # colorize eval use unless --render-size says otherwise; 0 = the family's default (256).
-        # With a semantic scale the two sizes trade: f at 192 px with the backbone at 2x (384 px)
-        # costs about what f and the backbone at 256 px do, and colours better.
+        # With a semantic scale the two sizes trade: f at 192 px with the backbone at 1.5x (288 px)
+        # ran at about the speed of f and the backbone at 256 px (at 2x it was clearly slower).
         self.register_buffer("render_size", torch.tensor(0))
         self.critic = None
         if critic:  # training only (colorize train --set adversarial=w); never in a weights file
