@@ -244,13 +244,18 @@ def load_pretrained_backbone(variant: str = "lite0") -> EfficientNetLite:
 class FeatureSpec:
     """Which backbone outputs a family reads, and on which grid: {stride: grid stride}. A map of
     stride s read on a coarser grid g is stored area-resampled to it (resampling and the 1x1
-    convolution that reads it commute, see layers.Hypercolumn)."""
+    convolution that reads it commute, see layers.Hypercolumn). A map read on its own grid (g = s)
+    is stored at the size the backbone gives it, which a ``scale`` > 1 makes finer, but no finer
+    than the finest grid of the spec (the family's net reduces it to that grid anyway)."""
 
     grids: tuple[tuple[int, int], ...]  # ((stride, grid stride), ...)
     embed: bool = True
     # (k, samples, lam): a feature cache also stores each frame's bilateral nearest neighbours
     # (colorize.training.losses.knn_pairs), searched once per sample instead of once per step.
     knn: tuple[int, int, float] | None = None
+    # The backbone reads L at this multiple of the crop's size (semantic_input); its maps are
+    # then resampled to the crop's grids, where the family's net reads them.
+    scale: float = 1.0
 
     @property
     def strides(self) -> tuple[int, ...]:

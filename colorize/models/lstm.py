@@ -37,7 +37,7 @@ from colorize.models.backbone import (
     semantic_input,
 )
 from colorize.models.base import ModelInfo, StreamColorizer
-from colorize.models.layers import ABClassHead
+from colorize.models.layers import ABClassHead, resize_to
 from colorize.models.registry import load_into, load_state, register_model, resolve_weights
 
 if TYPE_CHECKING:  # training types only; nothing under colorize.training runs on the inference path
@@ -83,8 +83,9 @@ class FlowChromaNet(nn.Module):
         # (:meth:`decode`); training never sees it. Identity (0, 1) in older files.
         self.register_buffer("ab_offset", torch.zeros(2))
         self.register_buffer("chroma_gain", torch.tensor(1.0))
-        # The size at which the stream's backbone reads L, relative to the net's own (see
-        # colorize.models.backbone.semantic_input): a calibration like the two above, 1 in older files.
+        # The size at which the backbone reads L, relative to the net's own (see
+        # colorize.models.backbone.semantic_input): the family's semantic_scale it was trained at,
+        # or a calibration like the two above; 1 in older files.
         self.register_buffer("semantic_scale", torch.tensor(1.0))
 
     def encode(self, l: torch.Tensor, feats: dict) -> tuple[torch.Tensor, tuple]:
@@ -92,10 +93,10 @@ class FlowChromaNet(nn.Module):
         e1 = self.enc1(x)
         e2 = self.enc2(e1)
         e3 = self.enc3(e2)
-        f8 = feats[8]
-        if f8.shape[-2:] != e3.shape[-2:]:  # features of a larger L (semantic_scale)
-            f8 = F.interpolate(f8, size=e3.shape[-2:], mode="bilinear", align_corners=False)
-        f16 = F.interpolate(feats[16], size=e3.shape[-2:], mode="bilinear", align_corners=False)
+        # Features of a larger L (semantic_scale) come on finer grids: area-averaged down to e3's
+        # (as a feature cache stores them), bilinear up where coarser.
+        f8 = resize_to(feats[8], e3.shape[-2:])
+        f16 = resize_to(feats[16], e3.shape[-2:])
         f32 = F.interpolate(self.enc_s32(feats[32]), size=e3.shape[-2:], mode="bilinear", align_corners=False)
         enc = self.enc_fuse[1](self.enc_fuse[0](torch.cat((e3, f8, f16), 1)) + f32)
         return enc, (e1, e2)
@@ -241,9 +242,20 @@ class LSTMFamily:
     rebalance = 0.0
     ab_weights = None
     growth_prefixes = ("cls.", "ab_offset", "chroma_gain", "semantic_scale")
+    # The backbone reads each crop's L at this multiple of its size (semantic_input) in training,
+    # validation and the feature cache; the net (so its weights file) carries it for inference.
+    semantic_scale = 1.0
 
     def build_net(self) -> nn.Module:
-        return FlowChromaNet(classes=bool(self.classes))
+        net = FlowChromaNet(classes=bool(self.classes))
+        self.configure_net(net)
+        return net
+
+    def configure_net(self, net: nn.Module) -> None:
+        """Settings the family writes into the net, also over an --init file's: the semantic scale."""
+        if self.semantic_scale <= 0:
+            raise ValueError(f"semantic_scale must be > 0, got {self.semantic_scale}")
+        net.semantic_scale.fill_(self.semantic_scale)
 
     def training_step(self, net, batch: TrainBatch, backbone: FrozenBackbone, step: int) -> dict:
         lab = batch.lab
@@ -253,7 +265,8 @@ class LSTMFamily:
             feats = batch.feats
         else:
             with torch.no_grad():
-                feats = backbone(l.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
+                feats = backbone(semantic_input(l.flatten(0, 1), float(net.semantic_scale)),
+                                 strides=BACKBONE_STRIDES, embed=True)
         ab, z = net(l, feats, logits=True)  # z: the class logits, None without the class head
         ab = ab / AB_SCALE
         shown = ab
@@ -281,7 +294,7 @@ class LSTMFamily:
     def predict(self, net, lab: torch.Tensor, backbone: FrozenBackbone) -> torch.Tensor:
         """Validation form: ab for (B, T, 3, H, W) Lab windows."""
         l = lab[:, :, :1]
-        feats = backbone(l.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
+        feats = backbone(semantic_input(l.flatten(0, 1), float(net.semantic_scale)), strides=BACKBONE_STRIDES, embed=True)
         return net(l, feats)
 
 

@@ -287,9 +287,10 @@ class SelfRegNet(nn.Module):
         # top_from_imagenet=False when a weights file is about to supply it (no second read of
         # the ImageNet file at model load).
         self.top = TunedTop(backbone, pretrained=top_from_imagenet) if tune_top else None
-        # The size at which the frozen backbone reads L, relative to f's: a calibration chosen after
-        # training on validation clips (benchmarks/chroma_gain.py --semantic-scales) and carried by
-        # the file; training never applies it (1 in older files). See semantic_input.
+        # The size at which the frozen backbone reads L, relative to f's, carried by the file (1 in
+        # older files; see semantic_input): the scale f was trained at (the family's
+        # semantic_scale), or a calibration chosen afterwards on validation clips
+        # (benchmarks/chroma_gain.py --semantic-scales).
         self.register_buffer("semantic_scale", torch.tensor(1.0))
         # The working size (short side, pixels) the file was calibrated at, which the pipeline and
         # colorize eval use unless --render-size says otherwise; 0 = the family's default (256).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from colorize.models.backbone import FeatureSpec, FrozenBackbone
+from colorize.models.backbone import FeatureSpec, FrozenBackbone, semantic_input
 from colorize.models.selfreg import AB_SCALE, NUM_DIVERSE, SelfRegNet
 
 class SelfRegFamily:
@@ -55,6 +55,7 @@ class SelfRegFamily:
         select_weight: float = 1.0,
         tune_top: int = 0,
         top_lr: float = 0.1,
+        semantic_scale: float = 1.0,
     ) -> None:
         self.num_outputs = num_outputs
         # beta_0 = 1: output 0 is always fully supervised, the safe single answer that diverse=1
@@ -108,6 +109,11 @@ class SelfRegFamily:
         # top_lr x the learning rate; a feature cache's stride-8 maps feed it.
         self.tune_top = tune_top
         self.top_lr = top_lr
+        # The frozen backbone reads the crop's L at this multiple of its size (semantic_input) in
+        # training, validation and the feature cache, and the net (so its weights file) carries it:
+        # f learns from the stronger features it is later shown at inference. Inference may still
+        # be calibrated to another scale afterwards (benchmarks/chroma_gain.py --semantic-scales).
+        self.semantic_scale = semantic_scale
 
     @property
     def backbone_variant(self) -> str:
@@ -132,10 +138,17 @@ class SelfRegFamily:
         net = SelfRegNet(self.num_outputs, context=bool(self.context), classes=bool(self.classes),
                          backbone=self.backbone_variant, critic=self.adversarial > 0, select=self.selects,
                          tune_top=bool(self.tune_top))
+        self.configure_net(net)
         if self.select_only:
             for name, p in net.named_parameters():
                 p.requires_grad_(name.startswith("f.select."))
         return net
+
+    def configure_net(self, net: SelfRegNet) -> None:
+        """Settings the family writes into the net, also over an --init file's: the semantic scale."""
+        if self.semantic_scale <= 0:
+            raise ValueError(f"semantic_scale must be > 0, got {self.semantic_scale}")
+        net.semantic_scale.fill_(self.semantic_scale)
 
     def param_groups(self, net: SelfRegNet, lr: float) -> list[dict]:
         """The optimiser's groups: the tuned deep end of the backbone at ``top_lr`` x lr (its
@@ -191,7 +204,7 @@ class SelfRegFamily:
         else:
             with torch.no_grad():
                 strides, embed = net.backbone_strides
-                feats = backbone(l, strides=strides, embed=embed)
+                feats = backbone(semantic_input(l, float(net.semantic_scale)), strides=strides, embed=embed)
         feats = net.semantic(feats)
         if self.select_only:
             return self._select_only_step(net, l, ab_gt, feats)
@@ -357,7 +370,7 @@ class SelfRegFamily:
         """
         l = lab[:, :, :1].flatten(0, 1)
         strides, embed = net.backbone_strides
-        feats = net.semantic(backbone(l, strides=strides, embed=embed))
+        feats = net.semantic(backbone(semantic_input(l, float(net.semantic_scale)), strides=strides, embed=embed))
         return net.f(l, feats, num=1)[:, 0].view(*lab.shape[:2], 2, *lab.shape[-2:])
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from colorize.color.lab import rgb_to_lab
-from colorize.models.backbone import FeatureSpec
+from colorize.models.backbone import FeatureSpec, semantic_input
 from colorize.training.losses import knn_pairs
 from colorize.models.layers import resize_to
 from colorize.training.family import TrainBatch
@@ -50,9 +50,16 @@ VERSION = 1
 
 def features_for(backbone, l: torch.Tensor, spec: FeatureSpec) -> dict:
     """The family's view of the backbone features of L (N, 1, S, S): {stride: map, "embed": vec}."""
-    feats = backbone(l, strides=spec.strides, embed=spec.embed)
+    feats = backbone(semantic_input(l, spec.scale), strides=spec.strides, embed=spec.embed)
     size = l.shape[-2:]
-    out = {s: resize_to(feats[s], (size[0] // g, size[1] // g)) for s, g in spec.grids}
+    finest = min(g for _, g in spec.grids)
+    out = {}
+    for s, g in spec.grids:
+        if g > s:  # read on a coarser grid than its own
+            out[s] = resize_to(feats[s], (size[0] // g, size[1] // g))
+        else:  # read on its own grid, which a semantic scale makes finer, but never finer than the finest read
+            own = feats[s].shape[-2:]
+            out[s] = resize_to(feats[s], (min(own[0], size[0] // finest), min(own[1], size[1] // finest)))
     if spec.embed:
         out["embed"] = feats["embed"]
     return out
@@ -63,6 +70,9 @@ def cache_spec(family) -> FeatureSpec | None:
     settings (``knn_spec``) where its loss has that term. None: the family cannot use a cache."""
     spec = getattr(family, "feature_spec", None)
     knn = getattr(family, "knn_spec", None)
+    scale = float(getattr(family, "semantic_scale", 1.0))
+    if spec is not None and scale != spec.scale:
+        spec = replace(spec, scale=scale)
     if spec is None or knn is None:
         return spec
     return replace(spec, knn=tuple(knn))
@@ -115,9 +125,12 @@ class FeatureCache:
         key = {"version": VERSION, "settings": settings, "count": count, "feat_dtype": feat_dtype,
                "spec": [list(g) for g in spec.grids], "embed": spec.embed,
                "knn": list(spec.knn) if spec.knn is not None else None}
+        if spec.scale != 1.0:  # (caches at scale 1 predate the key)
+            key["scale"] = spec.scale
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
             same = {k: meta.get(k) for k in key if k != "count"} == {k: v for k, v in key.items() if k != "count"}
+            same = same and float(meta.get("scale", 1.0)) == spec.scale
             if not same:
                 raise ValueError(f"feature cache {folder} was built with other settings; use another folder")
             if count > meta["count"]:

@@ -173,6 +173,8 @@ class Trainer:
         self.net = self.family.build_net()
         if cfg.init:
             self._load_init(cfg.init)
+            if hasattr(self.family, "configure_net"):  # the family's settings win over the file's
+                self.family.configure_net(self.net)
         self.ema_net = copy.deepcopy(self.net).eval().requires_grad_(False) if cfg.ema > 0 else None
         self.backbone = FrozenBackbone(load_pretrained_backbone(getattr(self.family, "backbone_variant", "lite0")))
         if hasattr(self.family, "param_groups"):  # e.g. a slower learning rate for a tuned backbone

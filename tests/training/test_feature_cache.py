@@ -1,6 +1,7 @@
 """The feature cache: built once (resumably), and a cached step has the uncached step's loss."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -31,12 +32,20 @@ def _build(folder, sampler, backbone, count=6, dtype="float32", **kw):
                               feat_dtype=dtype, chunk=4, **kw)
 
 
-def test_cached_step_has_the_uncached_loss(tmp_path, sampler, backbone):
-    cache = _build(tmp_path / "c", sampler, backbone)
-    fam = SelfRegFamily()
+@pytest.mark.parametrize("scale", [1.0, 2.0, 1.5])
+def test_cached_step_has_the_uncached_loss(tmp_path, sampler, backbone, scale):
+    # scale: the backbone reads the crop at that multiple of its size (family semantic_scale); the
+    # cache then stores the coarse maps on the finer grids they come out at.
+    fam = SelfRegFamily(semantic_scale=scale)
+    cache = FeatureCache.build(tmp_path / "c", sampler, backbone, cache_spec(fam), 6, {"test": 1},
+                               feat_dtype="float32", chunk=4)
+    assert cache.meta.get("scale", 1.0) == scale
     torch.manual_seed(1)
     net = fam.build_net().eval()  # eval: batch norm uses running stats, the same in both calls
+    assert float(net.semantic_scale) == scale
     cached = cache.batch(np.array([2, 3]))
+    if scale == 2.0:  # stride 16 comes out at stride 8 of the crop, and is kept there
+        assert cached.feats[16].shape[-1] == 64 // 8 and cached.feats[32].shape[-1] == 64 // 16
     plain = sampler.batch(2, 1), sampler.batch(3, 1)  # the samples the cache holds at 2 and 3
     for name in ("rgb", "flow", "valid"):
         expect = torch.cat([getattr(b, name) for b in plain])
@@ -108,6 +117,14 @@ def test_build_resumes_and_refuses_other_settings(tmp_path, sampler, backbone):
                            feat_dtype="float32", chunk=4)
     with pytest.raises(ValueError, match="other settings"):
         _build(folder, sampler, backbone, count=8, dtype="float16")
+    # Features of the crop read at another scale are other features, either way round.
+    with pytest.raises(ValueError, match="other settings"):
+        FeatureCache.build(folder, sampler, backbone, cache_spec(SelfRegFamily(semantic_scale=2.0)), 8,
+                           {"test": 1}, feat_dtype="float32", chunk=4)
+    FeatureCache.build(tmp_path / "s2", sampler, backbone, cache_spec(SelfRegFamily(semantic_scale=2.0)), 2,
+                       {"test": 1}, feat_dtype="float32")
+    with pytest.raises(ValueError, match="other settings"):
+        _build(tmp_path / "s2", sampler, backbone, count=2)
 
 
 def test_a_cache_grows_keeping_its_samples(tmp_path, sampler, backbone):
@@ -140,18 +157,27 @@ def test_features_for_reads_coarse_grids():
     l = torch.rand(2, 1, 64, 64) * 100
     f = features_for(bb, l, SelfRegFamily.feature_spec)
     assert f[2].shape == (2, 16, 8, 8) and f[32].shape == (2, 320, 2, 2) and f["embed"].shape == (2, 1280)
+    # At scale 2 the backbone reads 128 px: the maps read on their own grids come out twice as
+    # fine (stride 32 at 4x4), except that none is kept finer than the finest grid (stride 16 at 8x8).
+    f2 = features_for(bb, l, replace(SelfRegFamily.feature_spec, scale=2.0))
+    assert f2[2].shape == (2, 16, 8, 8) and f2[16].shape == (2, 112, 8, 8) and f2[32].shape == (2, 320, 4, 4)
+    expect = bb(torch.nn.functional.interpolate(l, size=(128, 128), mode="bilinear"), strides=(32,), embed=True)
+    assert torch.allclose(f2[32], expect[32], atol=1e-5) and torch.allclose(f2["embed"], expect["embed"], atol=1e-5)
 
 
-def test_lstm_cached_step_has_the_uncached_loss(tmp_path, backbone):
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_lstm_cached_step_has_the_uncached_loss(tmp_path, backbone, scale):
     from colorize.models.lstm import LSTMFamily
     from tests.training.synthetic import write_photo_folder as wpf
 
     folder = wpf(tmp_path / "p", n=3, size=80)
     fam = LSTMFamily()
+    fam.semantic_scale = scale  # an instance setting, as colorize train --set semantic_scale=2 makes it
     s = ClipSampler(load_photos([folder], short=80), [], DataConfig(size=64, window=fam.window), seed=1)
-    cache = FeatureCache.build(tmp_path / "c", s, backbone, fam.feature_spec, 3, {"t": 1}, feat_dtype="float32")
+    cache = FeatureCache.build(tmp_path / "c", s, backbone, cache_spec(fam), 3, {"t": 1}, feat_dtype="float32")
     torch.manual_seed(0)
     net = fam.build_net().eval()
+    assert float(net.semantic_scale) == scale
     cached = cache.batch(np.array([0, 2]))
     uncached = cached.__class__(**{**cached.__dict__, "feats": None})
     with torch.no_grad():

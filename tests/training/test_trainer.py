@@ -342,3 +342,33 @@ def test_best_at_colour_picks_by_the_gain_at_that_colour_and_logs_it(tmp_path):
     best = __import__("json").loads((tmp_path / "run" / "best.json").read_text())
     assert str(best["step"]) == best_step and "val_gain_at_colour" in best
     assert trainer.best == pytest.approx(max(float(r["val_gain_at_colour"]) for r in rows), abs=1e-4)
+
+
+def test_selfreg_semantic_scale_trains_on_the_larger_l_and_wins_over_the_init_file(tmp_path):
+    from colorize.models.selfreg import SelfRegFamily
+
+    folder = write_photo_folder(tmp_path / "photos", n=4, size=64)
+    photos = load_photos([folder], short=64)
+    dcfg = DataConfig(size=32, window=2)
+    tr, va = ClipSampler(photos, [], dcfg, seed=3), ClipSampler(photos[:2], [], dcfg, seed=4)
+    init = tmp_path / "init.pt"
+    torch.save(SelfRegFamily().build_net().state_dict(), init)  # a file at scale 1
+    cfg = TrainConfig(model="selfreg", data=(), out=str(tmp_path / "run"), steps=2, batch=2, size=32, warmup=1,
+                      log_every=1, eval_every=2, eval_batches=1, threads=1, init=str(init),
+                      extra={"semantic_scale": "2"})
+    trainer = Trainer(cfg, tr, va)
+    assert float(trainer.net.semantic_scale) == 2.0
+    seen = []
+    inner = trainer.backbone.forward
+
+    def spy(l, **kw):
+        seen.append(tuple(l.shape[-2:]))
+        return inner(l, **kw)
+
+    trainer.backbone.forward = spy
+    trainer.run()
+    assert seen and set(seen) == {(64, 64)}  # training steps and validation: the 32-px crops at 2x
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert float(best["semantic_scale"]) == 2.0  # the exported file tells inference the same
+    with pytest.raises(ValueError, match="semantic_scale"):
+        Trainer(replace(cfg, out=str(tmp_path / "bad"), extra={"semantic_scale": "0"}), tr, va)
