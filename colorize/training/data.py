@@ -43,6 +43,16 @@ def is_validation_clip(path: str | Path, val_fraction: float | None = None) -> b
     return _is_val(_source_of(Path(path)), frac * 1.5)
 
 
+def is_validation_photo(path: str | Path, cfg: "DataConfig | None" = None) -> bool:
+    """True for a photo the trainer holds out for validation (``build_samplers``): split by file
+    name, except that the photos of a ``whole_folders`` folder (frames of a few videos) share one
+    side; deterministic, and the same for every run with this config (default: DataConfig's)."""
+    cfg = cfg or DataConfig()
+    p = Path(path)
+    key = p.parent.name if p.parent.name in cfg.whole_folders else p.name
+    return _is_val(key, cfg.val_fraction)
+
+
 def _resize_short(img: np.ndarray, short: int) -> np.ndarray:
     h, w = img.shape[:2]
     s = short / min(h, w)
@@ -230,12 +240,8 @@ def build_samplers(dirs: list[Path], cfg: DataConfig, seed: int = 0) -> tuple[Cl
         raise ValueError(f"crop_min must be in (0, 1], got {cfg.crop_min}")
     photos = load_photos(dirs, cfg.photo_short or cfg.store_short)
     clips = load_clips(dirs, cfg.store_short)
-    def photo_key(path: str) -> str:
-        p = Path(path)
-        return p.parent.name if p.parent.name in cfg.whole_folders else p.name
-
-    tr_p = [x for x in photos if not _is_val(photo_key(x[0]), cfg.val_fraction)]
-    va_p = [x for x in photos if _is_val(photo_key(x[0]), cfg.val_fraction)]
+    tr_p = [x for x in photos if not is_validation_photo(x[0], cfg)]
+    va_p = [x for x in photos if is_validation_photo(x[0], cfg)]
     tr_c = [x for x in clips if not is_validation_clip(x[0], cfg.val_fraction)]
     va_c = [x for x in clips if is_validation_clip(x[0], cfg.val_fraction)]
     train = ClipSampler(tr_p, tr_c, cfg, seed)

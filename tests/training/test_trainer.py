@@ -372,3 +372,41 @@ def test_selfreg_semantic_scale_trains_on_the_larger_l_and_wins_over_the_init_fi
     assert float(best["semantic_scale"]) == 2.0  # the exported file tells inference the same
     with pytest.raises(ValueError, match="semantic_scale"):
         Trainer(replace(cfg, out=str(tmp_path / "bad"), extra={"semantic_scale": "0"}), tr, va)
+
+
+def test_validation_clips_from_held_out_photos_are_short_zooms_of_them_per_source(tmp_path):
+    import subprocess
+    import sys
+
+    import av
+    import cv2
+    import numpy as np
+
+    from colorize.training.data import build_samplers, is_validation_photo
+
+    root = tmp_path / "photos"
+    for src in ("a", "b"):
+        write_photo_folder(root / src, n=40, size=72, seed=ord(src))
+    train, val = build_samplers([root], DataConfig(size=16, window=2))
+    held = {Path(p[0]) for p in val.photos}
+    assert held and all(is_validation_photo(p) for p in held)
+    assert not held & {Path(p[0]) for p in train.photos}
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "validation_clips.py"
+    out = subprocess.run([sys.executable, str(script), str(root), str(tmp_path / "val"), "--per-source", "2",
+                          "--frames", "3"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    made = sorted((tmp_path / "val").iterdir())
+    per_source = {src: sum(1 for p in held if p.parent.name == src) for src in ("a", "b")}
+    assert len(made) == sum(min(2, n) for n in per_source.values())
+    for clip in made:
+        src, stem = clip.stem.split("_")[-2], clip.stem.split("_", 3)[-1]
+        photo = root / src / f"{stem}{Path(next(iter(held)).name).suffix}"
+        assert photo in held  # only held-out photos, named after them
+        with av.open(str(clip)) as c:
+            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        assert len(frames) == 3
+        rgb = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+        assert frames[0].shape == rgb.shape  # (72 is even)
+        # frame 0 is the photo itself (up to yuv420p chroma), later ones zoom in: they differ
+        assert np.abs(frames[0].astype(int) - rgb).mean() < 6
+        assert np.abs(frames[2].astype(int) - frames[0]).mean() > np.abs(frames[0].astype(int) - rgb).mean()
