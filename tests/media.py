@@ -267,6 +267,24 @@ def make_zero_frames(path: Path) -> Path:
     return Path(path)
 
 
+def make_stalled_timestamps(path: Path) -> Path:
+    """A well-formed MP4 whose frames all carry timestamp 0 (as some capture and conversion tools
+    write them): it decodes, but no output can keep its timestamps."""
+    src = make_clip(Path(path).with_name("stalled_src.mkv"), "mkv", frames=8)
+    with av.open(str(src)) as c, av.open(str(path), "w") as out:
+        vs = out.add_stream_from_template(c.streams.video[0])
+        for packet in c.demux(video=0):
+            if packet.size == 0:
+                continue
+            packet.pts = packet.dts = 0
+            packet.stream = vs
+            out.mux(packet)
+    src.unlink()
+    with av.open(str(path)) as c:  # (the container keeps them as written)
+        assert {(p.pts, p.dts) for p in c.demux(video=0) if p.size} == {(0, 0)}
+    return Path(path)
+
+
 def make_unknown_codec(path: Path) -> Path:
     """A Matroska clip whose video CodecID is one no FFmpeg build can decode."""
     make_clip(path, "mkv", frames=3)

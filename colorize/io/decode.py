@@ -85,6 +85,7 @@ def iter_frames(path: Path, info: MediaInfo) -> Iterator[SourceFrame]:
         stream.thread_type = "AUTO"
         index = 0
         last_time = None
+        last = None  # (index, pts) of the last frame with a pts
         try:
             for frame in container.decode(stream):
                 if (frame.width, frame.height) != (info.width, info.height):
@@ -94,14 +95,27 @@ def iter_frames(path: Path, info: MediaInfo) -> Iterator[SourceFrame]:
                         path,
                     )
                 tb = Fraction(frame.time_base) if frame.time_base is not None else None
-                if frame.pts is not None and tb is not None:
-                    last_time = frame.pts * tb
+                if frame.pts is not None:
+                    if last is not None and frame.pts <= last[1]:
+                        raise stalled_timestamps(path, index, last[0], frame.pts, last[1], tb)
+                    last = (index, frame.pts)
+                    if tb is not None:
+                        last_time = frame.pts * tb
                 yield SourceFrame(index=index, pts=frame.pts, time_base=tb, rgb=frame_to_rgb(frame, info), frame=frame)
                 index += 1
         except av.FFmpegError as err:
             raise MediaError(f"corrupt or truncated video at frame {index} ({describe_av_error(err)})", path) from err
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         _check_complete(path, info, index, last_time, stream_duration(stream), start)
+
+
+def stalled_timestamps(path: Path, index: int, prev: int, pts: int, prev_pts: int, tb: Fraction | None) -> MediaError:
+    """The error for frame ``index`` whose pts does not come after frame ``prev``'s. Decoded frames
+    are in presentation order, so the film's timestamps are broken (some capture and conversion tools
+    write every frame at 0): no output can keep them, and a player shows such frames at one instant."""
+    at = (lambda p: f"{float(p * tb):.3f} s") if tb else (lambda p: f"pts {p}")
+    return MediaError(f"frame {index}'s timestamp ({at(pts)}) does not come after frame {prev}'s ({at(prev_pts)}); "
+                      "re-time the film first (at 24 fps: ffmpeg -i IN -vf setpts=N/24/TB -c:v ffv1 OUT.mkv)", path)
 
 
 def _check_complete(path: Path, info: MediaInfo, decoded: int, last_time, duration_s, start: float) -> None:

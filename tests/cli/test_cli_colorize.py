@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from colorize.cli.main import cli
+from tests.media import make_stalled_timestamps
 from tests.pipeline.fakes import make_clip, make_still
 
 
@@ -229,8 +230,9 @@ def _zero_frames(tmp_path: Path) -> Path:
     return p
 
 
-@pytest.mark.parametrize("kind", ["missing", "not_media", "truncated", "audio_only", "empty", "zero_frames"])
-def test_bad_inputs_fail_cleanly_with_exit_1(tmp_path, fake, kind):
+@pytest.mark.parametrize("kind", ["missing", "not_media", "truncated", "audio_only", "empty", "zero_frames",
+                                  "stalled_timestamps"])
+def test_bad_inputs_fail_cleanly_with_exit_1(tmp_path, fake, register_fake, kind):
     path = {
         "missing": lambda: tmp_path / "nope.mp4",
         "not_media": lambda: (tmp_path / "text.mp4").write_text("hello, this is not a video") and tmp_path / "text.mp4",
@@ -238,6 +240,7 @@ def test_bad_inputs_fail_cleanly_with_exit_1(tmp_path, fake, kind):
         "audio_only": lambda: _audio_only(tmp_path),
         "empty": lambda: (tmp_path / "empty.mov").write_bytes(b"") or tmp_path / "empty.mov",
         "zero_frames": lambda: _zero_frames(tmp_path),
+        "stalled_timestamps": lambda: make_stalled_timestamps(tmp_path / "stalled.mp4"),
     }[kind]()
     before = {p.name for p in tmp_path.iterdir()}
     r = invoke(path, "--model", "fake", "--device", "cpu", "--json")
@@ -247,6 +250,14 @@ def test_bad_inputs_fail_cleanly_with_exit_1(tmp_path, fake, kind):
     rec = json.loads(r.stdout)
     assert rec["status"] == "error" and rec["error"]
     assert {p.name for p in tmp_path.iterdir()} == before  # nothing written, nothing left behind
+    if kind == "stalled_timestamps":  # said before any frame is colourized, and what to do
+        assert "frame 1's timestamp (0.000 s) does not come after frame 0's" in line and "setpts" in line
+        assert rec.get("frames", 0) == 0
+        # the same on the path without segments (several colourings written at once)
+        register_fake("fake_diverse", diverse=True)
+        r = invoke(path, "--model", "fake_diverse", "--device", "cpu", "--diverse", "2", "--pick", "all")
+        assert r.exit_code == 1 and "does not come after frame 0's" in one_line_error(r)
+        assert {p.name for p in tmp_path.iterdir()} == before
 
 
 def test_failing_file_in_a_batch_exit_1_others_done(tmp_path, fake):

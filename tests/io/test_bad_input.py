@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from colorize.io import MediaError, iter_frames, probe
-from tests.media import make_audio_only, make_clip, make_unknown_codec, make_zero_frames
+from tests.media import make_audio_only, make_clip, make_stalled_timestamps, make_unknown_codec, make_zero_frames
 
 
 def _error(path) -> str:
@@ -124,3 +124,16 @@ def test_picture_size_change_mid_stream(tmp_path):
     with pytest.raises(MediaError, match="size changes at frame 4"):
         for _ in iter_frames(joined, info):
             pass
+
+
+def test_frames_whose_timestamps_stall_are_refused_where_they_stall(tmp_path):
+    path = make_stalled_timestamps(tmp_path / "stalled.mp4")
+    info = probe(path)  # the header is fine
+    frames = iter_frames(path, info)
+    assert next(frames).index == 0
+    with pytest.raises(MediaError) as err:
+        next(frames)
+    assert "frame 1's timestamp (0.000 s) does not come after frame 0's (0.000 s)" in str(err.value)
+    # a film whose timestamps only ever increase (variable frame rate included) decodes whole
+    good = make_clip(tmp_path / "vfr.mkv", "mkv", frames=12, vfr=True)
+    assert len(list(iter_frames(good, probe(good)))) == 12
