@@ -130,14 +130,17 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 AT_COLOUR_GAINS = tuple(1.0 + 0.05 * i for i in range(21))
 
 
-def psnr_at_colour(frames: list, target: float) -> dict:
+def psnr_at_colour(frames: list, target: float, show=None) -> dict:
     """PSNR (mean over ``frames``) after scaling the predicted ab by the smallest gain of
     ``AT_COLOUR_GAINS`` whose colourfulness ratio (as :meth:`Trainer.evaluate` measures it) is at
     least ``target``, or by the largest gain if none is. frames: [(L (N, 1, H, W), predicted ab
-    (N, 2, H, W), true RGB (N, 3, H, W))]. Returns {"psnr", "gain", "colour_ratio"}."""
+    (N, 2, H, W), true RGB (N, 3, H, W))]; ``show(l, ab)``: what the pipeline makes of scaled ab
+    before it is shown (the gamut step), applied after the gain as the pipeline does.
+    Returns {"psnr", "gain", "colour_ratio"}."""
+    show = show or (lambda l, ab: ab)
     c_gt = sum(colourfulness(gt) for _, _, gt in frames)
     for gain in AT_COLOUR_GAINS:
-        rgbs = [lab_to_rgb(torch.cat((l, ab * gain), 1)) for l, ab, _ in frames]
+        rgbs = [lab_to_rgb(torch.cat((l, show(l, ab * gain)), 1)) for l, ab, _ in frames]
         ratio = sum(colourfulness(x) for x in rgbs) / max(1e-6, c_gt)
         if ratio >= target or gain == AT_COLOUR_GAINS[-1]:
             value = sum(psnr(x, gt) for x, (_, _, gt) in zip(rgbs, frames)) / len(frames)
@@ -303,7 +306,7 @@ class Trainer:
             ab, gt = ab.flatten(0, 1).float(), batch.rgb.flatten(0, 1)
             if self.cfg.best_at_colour > 0:
                 frames.append((lab[:, :1], ab, gt))
-            pred = lab_to_rgb(torch.cat((lab[:, :1], ab), 1))
+            pred = lab_to_rgb(torch.cat((lab[:, :1], self.shown(lab[:, :1], ab)), 1))
             grey = lab_to_rgb(torch.cat((lab[:, :1], torch.zeros_like(lab[:, 1:])), 1))
             p_out.append(psnr(pred, gt))
             p_grey.append(psnr(grey, gt))
@@ -318,10 +321,22 @@ class Trainer:
         }
         res["val_gain"] = res["val_psnr"] - res["val_psnr_grey"]
         if frames:
-            at = psnr_at_colour(frames, self.cfg.best_at_colour)
+            at = psnr_at_colour(frames, self.cfg.best_at_colour, self.shown)
             res["val_gain_at_colour"] = at["psnr"] - res["val_psnr_grey"]
             res["val_chroma_gain"] = at["gain"]
         return res
+
+    def shown(self, l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """ab as the pipeline shows it: after the gamut step (colorize.color.gamut.limit_chroma at
+        the frame's L) where the family trains with it (``gamut``, on in every family's default).
+        Validation measures that, not the raw prediction: a net trained on the limited colours is
+        free to predict anything the limit removes (near black and white), and the raw figure
+        then falls while what the user sees does not."""
+        if not getattr(self.family, "gamut", 0):
+            return ab
+        from colorize.color.gamut import limit_chroma
+
+        return limit_chroma(l, ab)
 
     def _criterion(self, metrics: dict) -> float:
         """What best.pt maximises: the validation PSNR, or its gain over grey at the colour

@@ -329,6 +329,37 @@ def test_psnr_at_colour_scales_chroma_to_the_target():
     assert at["psnr"] > plain  # towards the truth's chroma: closer
     assert psnr_at_colour(frames, 0.1)["gain"] == 1.0  # already colourful enough: unscaled
     assert psnr_at_colour(frames, 50.0)["gain"] == AT_COLOUR_GAINS[-1]  # unreachable: the largest
+    # ``show`` (the gamut step) acts on the scaled colours, as in the pipeline: a gain of g then
+    # halving is the colour of g / 2 without it.
+    halved = psnr_at_colour(frames, 0.95, show=lambda l_, ab: ab * 0.5)
+    assert halved["gain"] >= 2 * at["gain"] - 0.051 or halved["gain"] == AT_COLOUR_GAINS[-1]
+    grey = psnr(lab_to_rgb(torch.cat((l, torch.zeros_like(ab_true)), 1)), gt)
+    assert psnr_at_colour(frames, 0.5, show=lambda l_, ab: ab * 0)["psnr"] == pytest.approx(grey)
+
+
+def test_validation_measures_the_colours_as_shown_after_the_gamut_step(tmp_path):
+    from colorize.color.gamut import limit_chroma
+
+    tr, va = _samplers(tmp_path)
+    trainer = Trainer(replace(_cfg(tmp_path / "g", 1), extra={"gamut": "1"}, best_at_colour=0.8), tr, va)
+    # a net that paints everything strongly, also where sRGB has no room for it (dark, bright)
+    trainer.family.predict = lambda net, lab, backbone: torch.full_like(lab[:, :, 1:], 70.0)
+    shown = trainer.evaluate()
+    trainer.family.gamut = 0  # a family trained without the step is measured on its raw colours
+    raw = trainer.evaluate()
+    from colorize.color.lab import lab_to_rgb
+    from colorize.training.trainer import psnr
+
+    batch = va.batch(0, 2)  # the one validation batch (eval_batches=1, batch 2)
+    lab, gt = batch.lab.flatten(0, 1), batch.rgb.flatten(0, 1)
+    ab = torch.full_like(lab[:, 1:], 70.0)
+    as_shown = psnr(lab_to_rgb(torch.cat((lab[:, :1], limit_chroma(lab[:, :1], ab)), 1)), gt)
+    as_predicted = psnr(lab_to_rgb(torch.cat((lab[:, :1], ab), 1)), gt)
+    assert as_shown > as_predicted + 0.5  # the step takes out colour the frames cannot show
+    assert shown["val_psnr"] == pytest.approx(as_shown) and raw["val_psnr"] == pytest.approx(as_predicted)
+    assert torch.equal(Trainer.shown(trainer, lab[:, :1], ab), ab)  # gamut 0: untouched
+    trainer.family.gamut = 1
+    assert torch.equal(trainer.shown(lab[:, :1], ab), limit_chroma(lab[:, :1], ab))
 
 
 def test_best_at_colour_picks_by_the_gain_at_that_colour_and_logs_it(tmp_path):
