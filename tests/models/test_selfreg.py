@@ -119,7 +119,7 @@ def test_refinement_uses_neighbours(parts):
     """With a g that copies the warped neighbour, a static shot's middle frame gets its neighbours'
     average colour: the refine pass really reads frames t-1 and t+1 through the flow."""
     net, backbone = parts
-    model = _stream(parts, refine_passes=1)
+    model = _stream(parts, refine_passes=1, refine_scale=1.0)
     base = _frames(1)[0]
     f_out = {}
     for i in range(3):
@@ -140,6 +140,48 @@ def test_refinement_uses_neighbours(parts):
     expected = 0.5 * (f_out[0] + f_out[2])
     assert (res[1][..., 4:-4, 4:-4] - expected[..., 4:-4, 4:-4]).abs().max() < 1.0
     assert (res[0][..., 4:-4, 4:-4] - f_out[1][..., 4:-4, 4:-4]).abs().max() < 1.0
+
+
+def test_refinement_at_half_size_runs_g_small_and_corrects_f_smoothly(parts):
+    """By default g runs at half the working size and its correction is upsampled onto f's colours:
+    it sees half-size inputs (flow in half-size pixels), a g that changes nothing leaves f's colours
+    exactly as they are, and a g that takes the neighbours' colours gives f's colours plus the
+    upsampled difference."""
+    net, backbone = parts
+    frames = [_frames(1)[0] + i * 1e-3 for i in range(3)]  # a static shot
+    with torch.no_grad():
+        f_out = [net.f(l[None], backbone(l[None]), num=1)[0] for l in frames]
+    seen = []
+    g = net.g
+    orig = g.forward
+
+    def run(g_forward, scale):
+        g.forward = g_forward
+        try:
+            model = _stream(parts, refine_passes=1, refine_scale=scale)
+            got = []
+            for i, l in enumerate(frames):
+                got += model.push(i, l)
+            return dict(got + model.flush())
+        finally:
+            g.forward = orig
+
+    def keep(ab_s, ab_w, *rest):
+        seen.append(tuple(ab_s.shape[-2:]))
+        return ab_s
+
+    res = run(keep, 0.5)
+    assert set(seen) == {(H // 2, W // 2)}
+    for i in range(3):
+        assert torch.allclose(res[i], f_out[i], atol=1e-4)  # no correction: f's colours, full size
+    res = run(lambda ab_s, ab_w, *rest: ab_w, 0.5)
+    small = lambda x: torch.nn.functional.interpolate(x, size=(H // 2, W // 2), mode="area")  # noqa: E731
+    up = lambda x: torch.nn.functional.interpolate(x, size=(H, W), mode="bilinear", align_corners=False)  # noqa: E731
+    expected = f_out[1] + up(0.5 * (small(f_out[0]) + small(f_out[2])) - small(f_out[1]))
+    assert res[1].shape == (1, 2, H, W)
+    assert (res[1][..., 4:-4, 4:-4] - expected[..., 4:-4, 4:-4]).abs().max() < 1.0
+    with pytest.raises(ValueError, match="refine_scale"):
+        _stream(parts, refine_scale=0)
 
 
 def test_stream_rejects_bad_input(parts):
