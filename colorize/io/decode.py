@@ -95,12 +95,9 @@ def iter_frames(path: Path, info: MediaInfo) -> Iterator[SourceFrame]:
                         path,
                     )
                 tb = Fraction(frame.time_base) if frame.time_base is not None else None
-                if frame.pts is not None:
-                    if last is not None and frame.pts <= last[1]:
-                        raise stalled_timestamps(path, index, last[0], frame.pts, last[1], tb)
-                    last = (index, frame.pts)
-                    if tb is not None:
-                        last_time = frame.pts * tb
+                last = follow_pts(path, last, index, frame.pts, tb)
+                if frame.pts is not None and tb is not None:
+                    last_time = frame.pts * tb
                 yield SourceFrame(index=index, pts=frame.pts, time_base=tb, rgb=frame_to_rgb(frame, info), frame=frame)
                 index += 1
         except av.FFmpegError as err:
@@ -109,13 +106,22 @@ def iter_frames(path: Path, info: MediaInfo) -> Iterator[SourceFrame]:
         _check_complete(path, info, index, last_time, stream_duration(stream), start)
 
 
-def stalled_timestamps(path: Path, index: int, prev: int, pts: int, prev_pts: int, tb: Fraction | None) -> MediaError:
-    """The error for frame ``index`` whose pts does not come after frame ``prev``'s. Decoded frames
-    are in presentation order, so the film's timestamps are broken (some capture and conversion tools
-    write every frame at 0): no output can keep them, and a player shows such frames at one instant."""
-    at = (lambda p: f"{float(p * tb):.3f} s") if tb else (lambda p: f"pts {p}")
-    return MediaError(f"frame {index}'s timestamp ({at(pts)}) does not come after frame {prev}'s ({at(prev_pts)}); "
-                      "re-time the film first (at 24 fps: ffmpeg -i IN -vf setpts=N/24/TB -c:v ffv1 OUT.mkv)", path)
+def follow_pts(path: Path, last: tuple[int, int] | None, index: int, pts: int | None,
+               tb: Fraction | None) -> tuple[int, int] | None:
+    """``(index, pts)`` of the last frame with a pts once frame ``index`` is decoded (``last``: the
+    one before; a frame without a pts leaves it). Raises MediaError when the pts does not come after
+    it: decoded frames are in presentation order, so the film's timestamps are broken (some capture
+    and conversion tools write every frame at 0), no output can keep them, and a player shows such
+    frames at one instant. Both decoders check it, so the planning pass refuses such a film before
+    any frame is colourized."""
+    if pts is None:
+        return last
+    if last is not None and pts <= last[1]:
+        at = (lambda p: f"{float(p * tb):.3f} s") if tb else (lambda p: f"pts {p}")
+        raise MediaError(f"frame {index}'s timestamp ({at(pts)}) does not come after frame {last[0]}'s "
+                         f"({at(last[1])}); re-time the film first (at 24 fps: ffmpeg -i IN -vf setpts=N/24/TB "
+                         "-c:v ffv1 OUT.mkv)", path)
+    return (index, pts)
 
 
 def _check_complete(path: Path, info: MediaInfo, decoded: int, last_time, duration_s, start: float) -> None:
@@ -230,19 +236,22 @@ def _seeked(path: Path, info: MediaInfo, start: int, start_pts: int):
 
 def iter_raw_frames(path: Path, info: MediaInfo) -> Iterator[tuple[int, av.VideoFrame]]:
     """``(index, av.VideoFrame)`` for every frame, no pixel conversion (a planning pass that needs
-    only the luma plane); the same corrupt/truncated-file checks as :func:`iter_frames`."""
+    only the luma plane); the same corrupt/truncated-file and timestamp checks as :func:`iter_frames`."""
     path = Path(path)
     container, stream = _open_video(path, info)
     with container:
         index = 0
         last_time = None
+        last = None  # (index, pts) of the last frame with a pts
         try:
             for frame in container.decode(stream):
                 if (frame.width, frame.height) != (info.width, info.height):
                     raise MediaError(f"the picture size changes at frame {index} ({info.width}x{info.height} -> "
                                      f"{frame.width}x{frame.height}); split the file at that point first", path)
-                if frame.pts is not None and frame.time_base is not None:
-                    last_time = frame.pts * Fraction(frame.time_base)
+                tb = Fraction(frame.time_base) if frame.time_base is not None else None
+                last = follow_pts(path, last, index, frame.pts, tb)
+                if frame.pts is not None and tb is not None:
+                    last_time = frame.pts * tb
                 yield index, frame
                 index += 1
         except av.FFmpegError as err:

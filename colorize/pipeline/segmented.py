@@ -21,7 +21,6 @@ import torch
 from colorize.pipeline import events as ev
 from colorize.pipeline.render import render_segment, scan_shots
 from colorize.pipeline.segments import (
-    first_stalled_frame,
     Journal, SegmentPlan, SegmentsKept, discard, encode_options, fingerprint, plan_segments, why_different,
     work_dir_for,
 )
@@ -63,12 +62,6 @@ def make_plan(runner, job, work_hw, rot_k: int) -> SegmentPlan:
     device = runner.device
     score = (lambda l, lab: model.reference_score(l, lab.to(device))) if runner.references else None
     shots = scan_shots(job.input, job.info, work_hw, rot_k, cfg.scene_threshold, runner.references, score)
-    stalled = first_stalled_frame(shots.pts)
-    if stalled is not None:  # found by the planning pass: said before any frame is colourized
-        from colorize.io.decode import stalled_timestamps
-
-        prev = max(i for i in range(stalled) if shots.pts[i] is not None)
-        raise stalled_timestamps(job.input, stalled, prev, shots.pts[stalled], shots.pts[prev], job.info.time_base)
     segs = plan_segments(shots.cuts, shots.frames, shots.pts, cfg.segment_frames, cfg.warmup_frames)
     return SegmentPlan(
         input=Path(job.input), info=job.info, config=cfg, render_size=runner.render_size, work_hw=tuple(work_hw),

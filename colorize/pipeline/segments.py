@@ -141,21 +141,6 @@ def split_shots(cuts: list[int] | tuple[int, ...], frames: int, max_frames: int)
     return out
 
 
-def first_stalled_frame(pts: list[int | None]) -> int | None:
-    """The first frame whose pts does not come after the previous frame's (frames without a pts
-    are skipped), or None. Decoded frames are in presentation order, so such a film's timestamps
-    are broken: its packets cannot be muxed with the same timestamps (the join would fail after
-    the whole film was computed)."""
-    last = None
-    for i, p in enumerate(pts):
-        if p is None:
-            continue
-        if last is not None and p <= last:
-            return i
-        last = p
-    return None
-
-
 def plan_segments(cuts, frames: int, pts: list[int | None], max_frames: int, warmup: int) -> tuple[Segment, ...]:
     """The segments of a film of ``frames`` frames (``pts``: each frame's pts, for seeking)."""
     segs = []

@@ -137,3 +137,23 @@ def test_frames_whose_timestamps_stall_are_refused_where_they_stall(tmp_path):
     # a film whose timestamps only ever increase (variable frame rate included) decodes whole
     good = make_clip(tmp_path / "vfr.mkv", "mkv", frames=12, vfr=True)
     assert len(list(iter_frames(good, probe(good)))) == 12
+
+
+def test_follow_pts_finds_timestamps_that_do_not_increase(tmp_path):
+    from colorize.io.decode import follow_pts
+
+    def first_stalled_frame(pts):  # the first frame follow_pts refuses, or None
+        last = None
+        for i, p in enumerate(pts):
+            try:
+                last = follow_pts(tmp_path / "f.mp4", last, i, p, None)
+            except MediaError:
+                return i
+        return None
+
+    assert first_stalled_frame([0, 512, 1024, 1536]) is None
+    assert first_stalled_frame([None, None, None]) is None  # no timestamps: nothing to keep
+    assert first_stalled_frame([0, None, 512, 1024]) is None  # a frame without one is skipped
+    assert first_stalled_frame([0, 0, 0]) == 1
+    assert first_stalled_frame([0, 512, None, 512]) == 3  # compared with the last frame that had one
+    assert first_stalled_frame([0, 512, 1024, 400]) == 3  # a jump back (e.g. two spliced recordings)

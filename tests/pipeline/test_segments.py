@@ -190,13 +190,3 @@ def test_discard_never_deletes_files_it_did_not_write(tmp_path):
     discard(work)
     assert not work.exists()
 
-
-def test_first_stalled_frame_finds_timestamps_that_do_not_increase():
-    from colorize.pipeline.segments import first_stalled_frame
-
-    assert first_stalled_frame([0, 512, 1024, 1536]) is None
-    assert first_stalled_frame([None, None, None]) is None  # no timestamps: nothing to keep
-    assert first_stalled_frame([0, None, 512, 1024]) is None  # a frame without one is skipped
-    assert first_stalled_frame([0, 0, 0]) == 1
-    assert first_stalled_frame([0, 512, None, 512]) == 3  # compared with the last frame that had one
-    assert first_stalled_frame([0, 512, 1024, 400]) == 3  # a jump back (e.g. two spliced recordings)
