@@ -24,6 +24,10 @@ loss of f along optical flow and the L1 loss of g on neighbouring frames.
 from __future__ import annotations
 
 import copy
+import os
+import weakref
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -413,6 +417,14 @@ class SelfRegColorizer(StreamColorizer):
     t + refine_passes has arrived (one frame of look-ahead for the default single pass), or at
     :meth:`flush`. ``diverse=N`` returns the first N of the d outputs (output 0 is the one the
     ranked loss trains hardest, the best single answer).
+
+    ``overlap``: the frozen backbone of frame t runs in a worker thread while this thread runs f,
+    the flow and g of frame t-1, so one frame more is held back. On a CPU whose torch threads
+    leave a core to the decode and encode threads (``pipeline.device.cpu_threads``), those threads
+    need only a fraction of it, and the backbone (about half the model's time) fills the rest.
+    ``None`` (default): on when the device is a CPU, torch runs one thread and there is another
+    usable core (as ``colorize`` sets it up on two cores).
+    The colours are the same either way; only when they are returned changes.
     """
 
     def __init__(
@@ -426,6 +438,7 @@ class SelfRegColorizer(StreamColorizer):
         refine_passes: int = 1,
         flow_preset: str = "ultrafast",
         refine_scale: float = REFINE_SCALE,
+        overlap: bool | None = None,
     ) -> None:
         d = net.f.num_outputs
         if not 1 <= int(diverse) <= d:
@@ -446,6 +459,13 @@ class SelfRegColorizer(StreamColorizer):
         self.flow_preset = flow_preset
         self._window: list[_Frame] = []
         self._last_index: int | None = None
+        self.overlap = _spare_core(self.device) if overlap is None else bool(overlap)
+        # Frames whose backbone features are being computed, oldest first: (frame, future).
+        self._queued: deque[tuple[_Frame, Future]] = deque()
+        self._pool = None
+        if self.overlap:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="selfreg-backbone")
+            weakref.finalize(self, self._pool.shutdown, wait=False)
 
     # -- public interface
 
@@ -462,9 +482,45 @@ class SelfRegColorizer(StreamColorizer):
         self._last_index = index
         l4 = l[None].to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
         frame = _Frame(index=index, l=l4, grey=l_to_uint8(l))
+        if self._pool is None:
+            return self._colour(frame, self._features(l4))
+        self._queued.append((frame, self._pool.submit(self._features, l4)))
+        out = []
+        while len(self._queued) > 1:  # the newest frame's backbone runs meanwhile
+            out += self._colour(*self._take())
+        return out
+
+    @torch.inference_mode()
+    def flush(self) -> list[tuple[int, torch.Tensor]]:
+        out = []
+        while self._queued:
+            out += self._colour(*self._take())
+        out += self._advance(final=True)
+        self._window.clear()  # the shot is over: the next frame starts without neighbours
+        return out
+
+    def reset(self) -> None:
+        while self._queued:  # let the worker finish what it holds; its results are dropped
+            self._queued.popleft()[1].exception()
+        self._window.clear()
+        self._last_index = None
+
+    # -- internals
+
+    @torch.inference_mode()  # (thread-local: the worker thread needs its own)
+    def _features(self, l4: torch.Tensor) -> dict:
         strides, embed = self.net.backbone_strides
         l_sem = semantic_input(l4, float(self.net.semantic_scale), self.size_multiple)
-        feats = self.net.semantic(self.backbone(l_sem, strides=strides, embed=embed))
+        return self.net.semantic(self.backbone(l_sem, strides=strides, embed=embed))
+
+    def _take(self) -> tuple[_Frame, dict]:
+        frame, future = self._queued.popleft()
+        return frame, future.result()
+
+    def _colour(self, frame: _Frame, feats: dict) -> list[tuple[int, torch.Tensor]]:
+        """f on a frame whose features are ready, the flow to the frame before, and whatever the
+        refine passes can now finish."""
+        l4 = frame.l
         frame.stages.append(self.net.f(l4, feats, num=self.num_outputs)[0])
         if self._window and self.refine_passes > 0:
             prev = self._window[-1]
@@ -475,18 +531,6 @@ class SelfRegColorizer(StreamColorizer):
             frame.prev_flow = (f_np, m_n)
         self._window.append(frame)
         return self._advance(final=False)
-
-    @torch.inference_mode()
-    def flush(self) -> list[tuple[int, torch.Tensor]]:
-        out = self._advance(final=True)
-        self._window.clear()  # the shot is over: the next frame starts without neighbours
-        return out
-
-    def reset(self) -> None:
-        self._window.clear()
-        self._last_index = None
-
-    # -- internals
 
     def _advance(self, final: bool) -> list[tuple[int, torch.Tensor]]:
         win = self._window
@@ -555,6 +599,19 @@ class SelfRegColorizer(StreamColorizer):
         return refined.unflatten(0, (m, n)).mean(0)
 
 
+def _spare_core(device: torch.device) -> bool:
+    """True on a CPU where torch runs one intra-op thread and more cores are usable (see
+    ``overlap``). With more torch threads the cores are in use already, and two threads each
+    starting OpenMP teams would oversubscribe them."""
+    if device.type != "cpu" or torch.get_num_threads() != 1:
+        return False
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return cores > 1
+
+
 # ---------------------------------------------------------------------------------------- registry
 
 
@@ -579,6 +636,7 @@ def selfreg(
     refine_passes: int = 1,
     flow_preset: str = "ultrafast",
     refine_scale: float = REFINE_SCALE,
+    overlap: bool | None = None,
 ) -> SelfRegColorizer:
     """Build ``selfreg`` with the shipped weights (or a user-given file); never with random weights."""
     path, expected = resolve_weights("selfreg", weights)
@@ -597,6 +655,7 @@ def selfreg(
         refine_passes=refine_passes,
         flow_preset=flow_preset,
         refine_scale=refine_scale,
+        overlap=overlap,
     )
     model.weights_sha256 = digest
     return model

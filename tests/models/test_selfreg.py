@@ -34,6 +34,7 @@ def parts():
 
 def _stream(parts, **kw):
     net, backbone = parts
+    kw.setdefault("overlap", False)  # the look-ahead counts below are those of the plain stream
     return SelfRegColorizer(INFO, net, backbone, torch.device("cpu"), **kw)
 
 
@@ -182,6 +183,89 @@ def test_refinement_at_half_size_runs_g_small_and_corrects_f_smoothly(parts):
     assert (res[1][..., 4:-4, 4:-4] - expected[..., 4:-4, 4:-4]).abs().max() < 1.0
     with pytest.raises(ValueError, match="refine_scale"):
         _stream(parts, refine_scale=0)
+
+
+def _run_shots(model, shots):
+    """Push each shot's frames, flush and (between shots) reset; the frames emitted and, per push,
+    how many came back."""
+    got, counts = [], []
+    for k, shot in enumerate(shots):
+        for i, l in shot:
+            out = model.push(i, l)
+            counts.append(len(out))
+            got += out
+        got += model.flush()
+        if k + 1 < len(shots):
+            model.reset()
+    return got, counts
+
+
+@pytest.mark.parametrize("passes,diverse", [(0, 1), (1, 1), (2, 2)])
+def test_overlap_runs_the_backbone_in_a_worker_with_the_same_colours(parts, passes, diverse):
+    """With ``overlap`` the backbone of the newest frame runs in a worker thread while f and g run
+    on the frame before: the same frames come back in the same order with exactly the same
+    colours, one frame later than without it."""
+    net, backbone = parts
+    frames = _frames(7, seed=3)
+    shots = [list(zip([0, 1, 2, 4], frames[:4])), list(zip([0, 1, 2], frames[4:]))]
+    plain, plain_counts = _run_shots(_stream(parts, refine_passes=passes, diverse=diverse), shots)
+    threads = []
+    orig = backbone.forward
+
+    def spy(*a, **k):
+        import threading
+
+        threads.append(threading.current_thread().name)
+        return orig(*a, **k)
+
+    backbone.forward = spy
+    try:
+        model = _stream(parts, refine_passes=passes, diverse=diverse, overlap=True)
+        got, counts = _run_shots(model, shots)
+    finally:
+        backbone.forward = orig
+    assert model.overlap
+    assert [i for i, _ in got] == [i for i, _ in plain] == [0, 1, 2, 4, 0, 1, 2]
+    for (_, a), (_, b) in zip(got, plain):
+        assert torch.equal(a, b)
+    assert len(threads) == 7 and all(t.startswith("selfreg-backbone") for t in threads)
+    # one frame more held back: the k-th push of a shot returns what the (k-1)-th did without it
+    assert counts == [0] + plain_counts[:3] + [0] + plain_counts[4:6]
+
+
+def test_overlap_passes_worker_errors_on_and_reset_drops_held_frames(parts):
+    net, backbone = parts
+    model = _stream(parts, refine_passes=1, overlap=True)
+    frames = _frames(3)
+    assert model.push(0, frames[0]) == []
+    model.push(1, frames[1])
+    model.reset()  # drops both held frames
+    assert model.flush() == []
+    orig = backbone.forward
+    backbone.forward = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("backbone failed"))
+    try:
+        assert model.push(0, frames[2]) == []  # the worker's error surfaces when its frame is taken
+        with pytest.raises(RuntimeError, match="backbone failed"):
+            model.flush()
+    finally:
+        backbone.forward = orig
+    model.reset()
+    assert model.push(0, frames[0]) == []
+    assert [i for i, _ in model.flush()] == [0]
+
+
+def test_overlap_is_on_by_default_only_for_one_torch_thread_on_a_multicore_cpu(parts, monkeypatch):
+    import colorize.models.selfreg as sr
+
+    monkeypatch.setattr(sr.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(sr.torch, "get_num_threads", lambda: 1)
+    assert _stream(parts, overlap=None).overlap
+    assert not sr._spare_core(torch.device("cuda"))
+    monkeypatch.setattr(sr.torch, "get_num_threads", lambda: 2)
+    assert not _stream(parts, overlap=None).overlap  # the cores are in use by torch already
+    monkeypatch.setattr(sr.torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(sr.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert not _stream(parts, overlap=None).overlap  # nowhere to put the worker
 
 
 def test_stream_rejects_bad_input(parts):
