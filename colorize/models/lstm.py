@@ -38,6 +38,7 @@ from colorize.models.backbone import (
 )
 from colorize.models.base import ModelInfo, StreamColorizer
 from colorize.models.layers import ABClassHead, resize_to
+from colorize.models.overlap import FeaturesAhead
 from colorize.models.registry import load_into, load_state, register_model, resolve_weights
 
 if TYPE_CHECKING:  # training types only; nothing under colorize.training runs on the inference path
@@ -149,7 +150,8 @@ class FlowChromaNet(nn.Module):
 class LSTMColorizer(StreamColorizer):
     """Sliding window over the stream: each frame coloured with its T-1 predecessors."""
 
-    def __init__(self, info, net, backbone, device, dtype, window: int = WINDOW, sha256=None) -> None:
+    def __init__(self, info, net, backbone, device, dtype, window: int = WINDOW, sha256=None,
+                 overlap: bool | None = None) -> None:
         self.info = info
         self.device = device
         self.dtype = dtype
@@ -158,24 +160,35 @@ class LSTMColorizer(StreamColorizer):
         self.window = window
         self.weights_sha256 = sha256
         self._pooled: deque[torch.Tensor] = deque(maxlen=window)
+        # overlap (colorize.models.overlap): the backbone of the newest frame runs in a worker
+        # thread while the rest of the net colours the frame before; the same colours, one push later.
+        self._ahead = FeaturesAhead(torch.device(device), overlap, name="lstm-backbone")
+        self.overlap = self._ahead.enabled
 
     def reset(self) -> None:
+        self._ahead.clear()
         self._pooled.clear()
 
+    @torch.inference_mode()
     def flush(self) -> list:
-        return []
+        return [self._colour(index, x, feats) for (index, x), feats in self._ahead.drain()]
 
     @torch.inference_mode()
     def push(self, index: int, l: torch.Tensor) -> list:
         x = l.to(self.device, self.dtype)[None]
-        feats = self.backbone(semantic_input(x, float(self.net.semantic_scale), self.size_multiple),
-                              strides=BACKBONE_STRIDES, embed=True)
+        return [self._colour(i, xi, feats) for (i, xi), feats in self._ahead.push((index, x), self._features, x)]
+
+    def _features(self, x: torch.Tensor) -> dict:
+        return self.backbone(semantic_input(x, float(self.net.semantic_scale), self.size_multiple),
+                             strides=BACKBONE_STRIDES, embed=True)
+
+    def _colour(self, index: int, x: torch.Tensor, feats: dict) -> tuple[int, torch.Tensor]:
         enc, skips = self.net.encode(x, feats)
         self._pooled.append(enc.mean(dim=(2, 3)))
         seq, _ = self.net.lstm(torch.stack(tuple(self._pooled), 1))
         glob_vec = self.net.global_fc(feats["embed"])
         ab = self.net.decode(enc, skips, glob_vec, seq[:, -1], x)
-        return [(index, ab.float())]
+        return index, ab.float()
 
 
 INFO = ModelInfo(
@@ -204,14 +217,15 @@ def with_calibration(state: dict) -> dict:
 
 
 @register_model(INFO)
-def build_lstm(device: torch.device, dtype: torch.dtype, weights=None, window: int = WINDOW, **_) -> LSTMColorizer:
+def build_lstm(device: torch.device, dtype: torch.dtype, weights=None, window: int = WINDOW,
+               overlap: bool | None = None, **_) -> LSTMColorizer:
     path, expected = resolve_weights(INFO.name, weights)
     state, digest = load_state(path, expected)
     state = with_calibration(state)
     net = net_for(state)
     load_into(net, state, path)
     backbone = FrozenBackbone(load_pretrained_backbone())
-    return LSTMColorizer(INFO, net, backbone, device, dtype, window=window, sha256=digest)
+    return LSTMColorizer(INFO, net, backbone, device, dtype, window=window, sha256=digest, overlap=overlap)
 
 
 # -------------------------------------------------------------------------------- training

@@ -24,10 +24,6 @@ loss of f along optical flow and the L1 loss of g on neighbouring frames.
 from __future__ import annotations
 
 import copy
-import os
-import weakref
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -45,6 +41,7 @@ from colorize.models.backbone import (
 )
 from colorize.models.base import ModelInfo, StreamColorizer
 from colorize.models.layers import ABClassHead, ConvNormAct, Hypercolumn, ModeSelector, UpBlock, resize_to
+from colorize.models.overlap import FeaturesAhead
 from colorize.models.registry import load_into, load_state, register_model, resolve_weights
 from colorize.flow import confidence_map, dis_flow_pair, l_to_uint8, warp
 
@@ -459,13 +456,8 @@ class SelfRegColorizer(StreamColorizer):
         self.flow_preset = flow_preset
         self._window: list[_Frame] = []
         self._last_index: int | None = None
-        self.overlap = _spare_core(self.device) if overlap is None else bool(overlap)
-        # Frames whose backbone features are being computed, oldest first: (frame, future).
-        self._queued: deque[tuple[_Frame, Future]] = deque()
-        self._pool = None
-        if self.overlap:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="selfreg-backbone")
-            weakref.finalize(self, self._pool.shutdown, wait=False)
+        self._ahead = FeaturesAhead(self.device, overlap, name="selfreg-backbone")
+        self.overlap = self._ahead.enabled
 
     # -- public interface
 
@@ -482,40 +474,31 @@ class SelfRegColorizer(StreamColorizer):
         self._last_index = index
         l4 = l[None].to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
         frame = _Frame(index=index, l=l4, grey=l_to_uint8(l))
-        if self._pool is None:
-            return self._colour(frame, self._features(l4))
-        self._queued.append((frame, self._pool.submit(self._features, l4)))
         out = []
-        while len(self._queued) > 1:  # the newest frame's backbone runs meanwhile
-            out += self._colour(*self._take())
+        for ready, feats in self._ahead.push(frame, self._features, l4):
+            out += self._colour(ready, feats)
         return out
 
     @torch.inference_mode()
     def flush(self) -> list[tuple[int, torch.Tensor]]:
         out = []
-        while self._queued:
-            out += self._colour(*self._take())
+        for ready, feats in self._ahead.drain():
+            out += self._colour(ready, feats)
         out += self._advance(final=True)
         self._window.clear()  # the shot is over: the next frame starts without neighbours
         return out
 
     def reset(self) -> None:
-        while self._queued:  # let the worker finish what it holds; its results are dropped
-            self._queued.popleft()[1].exception()
+        self._ahead.clear()
         self._window.clear()
         self._last_index = None
 
     # -- internals
 
-    @torch.inference_mode()  # (thread-local: the worker thread needs its own)
     def _features(self, l4: torch.Tensor) -> dict:
         strides, embed = self.net.backbone_strides
         l_sem = semantic_input(l4, float(self.net.semantic_scale), self.size_multiple)
         return self.net.semantic(self.backbone(l_sem, strides=strides, embed=embed))
-
-    def _take(self) -> tuple[_Frame, dict]:
-        frame, future = self._queued.popleft()
-        return frame, future.result()
 
     def _colour(self, frame: _Frame, feats: dict) -> list[tuple[int, torch.Tensor]]:
         """f on a frame whose features are ready, the flow to the frame before, and whatever the
@@ -597,19 +580,6 @@ class SelfRegColorizer(StreamColorizer):
                                   (down(mask.float()) > 0.999).to(mask.dtype))
             refined = src + F.interpolate(out - small, size=(h, w), mode="bilinear", align_corners=False)
         return refined.unflatten(0, (m, n)).mean(0)
-
-
-def _spare_core(device: torch.device) -> bool:
-    """True on a CPU where torch runs one intra-op thread and more cores are usable (see
-    ``overlap``). With more torch threads the cores are in use already, and two threads each
-    starting OpenMP teams would oversubscribe them."""
-    if device.type != "cpu" or torch.get_num_threads() != 1:
-        return False
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return cores > 1
 
 
 # ---------------------------------------------------------------------------------------- registry

@@ -14,7 +14,9 @@ def colorizer():
         for p in net.parameters():
             p.mul_(1.5)
         net.enc_s32.weight.normal_(0, 0.05)  # zero at initialisation; make the stride-32 path count
-    return LSTMColorizer(INFO, net, FrozenBackbone(load_pretrained_backbone()), torch.device("cpu"), torch.float32)
+    # overlap off: these tests count what each push returns (the overlap has its own test below)
+    return LSTMColorizer(INFO, net, FrozenBackbone(load_pretrained_backbone()), torch.device("cpu"), torch.float32,
+                         overlap=False)
 
 
 def _frames(n, h=64, w=96, seed=0):
@@ -45,6 +47,43 @@ def test_stream_equals_training_form_over_sliding_window(colorizer):
             feats = bb(win.flatten(0, 1), strides=BACKBONE_STRIDES, embed=True)
             ab = colorizer.net(win, feats)[0, -1]
             assert (ab - streamed[t][0]).abs().max() < 1e-2
+
+
+def test_overlap_gives_the_same_colours_one_push_later(colorizer):
+    """With ``overlap`` the backbone runs in a worker thread, one frame ahead of the rest of the net:
+    the same frames and colours come back (bit for bit), each one push later, the last at flush;
+    reset drops a held frame."""
+    import threading
+
+    frames = _frames(WINDOW + 2, seed=4)
+    colorizer.reset()
+    plain = [colorizer.push(i, l)[0] for i, l in enumerate(frames)]
+    ahead = LSTMColorizer(INFO, colorizer.net, colorizer.backbone, torch.device("cpu"), torch.float32, overlap=True)
+    assert ahead.overlap
+    names = []
+    orig = ahead.backbone.forward
+
+    def spy(*a, **k):
+        names.append(threading.current_thread().name)
+        return orig(*a, **k)
+
+    ahead.backbone.forward = spy
+    try:
+        got = []
+        for i, l in enumerate(frames):
+            out = ahead.push(i, l)
+            assert [j for j, _ in out] == ([] if i == 0 else [i - 1])
+            got += out
+        got += ahead.flush()
+    finally:
+        del ahead.backbone.forward
+    assert [i for i, _ in got] == list(range(len(frames)))
+    for (_, a), (_, b) in zip(got, plain):
+        assert torch.equal(a, b)
+    assert names and all(n.startswith("lstm-backbone") for n in names)
+    ahead.push(0, frames[0])
+    ahead.reset()
+    assert ahead.flush() == []
 
 
 def test_reset_forgets_the_window(colorizer):
@@ -112,7 +151,7 @@ def test_class_head_stream_equals_training_form_and_the_file_decides(tmp_path):
     assert net.cls.logits.weight.grad.abs().sum() > 0 and net.out.weight.grad is None  # dec3/out unused
     net.cls.temperature.fill_(0.3)
     torch.save(net.state_dict(), tmp_path / "cls.pt")
-    model = create_model("lstm", weights=tmp_path / "cls.pt")
+    model = create_model("lstm", weights=tmp_path / "cls.pt", overlap=False)
     assert model.net.cls is not None and abs(float(model.net.cls.temperature) - 0.3) < 1e-6
     frames = _frames(3, seed=4)
     streamed = [model.push(i, l)[0][1] for i, l in enumerate(frames)]
@@ -183,7 +222,7 @@ def test_semantic_scale_feeds_the_backbone_a_larger_l_and_travels_in_the_file(tm
     net.semantic_scale.fill_(1.5)
     state = net.state_dict()
     torch.save(state, tmp_path / "scaled.pt")
-    model = create_model("lstm", weights=tmp_path / "scaled.pt")
+    model = create_model("lstm", weights=tmp_path / "scaled.pt", overlap=False)
     assert float(model.net.semantic_scale) == 1.5
     seen = []
     backbone = model.backbone

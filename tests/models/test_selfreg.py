@@ -255,16 +255,16 @@ def test_overlap_passes_worker_errors_on_and_reset_drops_held_frames(parts):
 
 
 def test_overlap_is_on_by_default_only_for_one_torch_thread_on_a_multicore_cpu(parts, monkeypatch):
-    import colorize.models.selfreg as sr
+    import colorize.models.overlap as ov
 
-    monkeypatch.setattr(sr.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(sr.torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(ov.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(ov.torch, "get_num_threads", lambda: 1)
     assert _stream(parts, overlap=None).overlap
-    assert not sr._spare_core(torch.device("cuda"))
-    monkeypatch.setattr(sr.torch, "get_num_threads", lambda: 2)
+    assert not ov.spare_core(torch.device("cuda"))
+    monkeypatch.setattr(ov.torch, "get_num_threads", lambda: 2)
     assert not _stream(parts, overlap=None).overlap  # the cores are in use by torch already
-    monkeypatch.setattr(sr.torch, "get_num_threads", lambda: 1)
-    monkeypatch.setattr(sr.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(ov.torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(ov.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert not _stream(parts, overlap=None).overlap  # nowhere to put the worker
 
 
