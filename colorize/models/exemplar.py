@@ -37,6 +37,7 @@ from torch.nn import functional as F
 
 from colorize.models.backbone import FEATURE_BLOCKS, FrozenBackbone, load_pretrained_backbone, normalize_rgb255
 from colorize.models.base import ModelInfo, StreamColorizer
+from colorize.models.overlap import FeaturesAhead
 from colorize.models.registry import load_weights, register_model
 
 if TYPE_CHECKING:  # training types only; nothing under colorize.training runs on the inference path
@@ -299,6 +300,7 @@ class ExemplarColorizer(StreamColorizer):
         dtype: torch.dtype = torch.float32,
         sha256: str | None = None,
         ref_short_side: int | None = None,
+        overlap: bool | None = None,
     ) -> None:
         self.info = info
         self.device = torch.device(device)
@@ -311,6 +313,11 @@ class ExemplarColorizer(StreamColorizer):
         self._ref_lab: torch.Tensor | None = None
         self._codes: OrderedDict = OrderedDict()
         self._prev: torch.Tensor | None = None
+        # overlap (colorize.models.overlap): the backbone of the newest frame runs in a worker
+        # thread while the nets colour the frame before; the same colours, one push later. Each
+        # frame keeps the reference that was set when it was pushed.
+        self._ahead = FeaturesAhead(self.device, overlap, name="exemplar-backbone")
+        self.overlap = self._ahead.enabled
 
     # ---------------------------------------------------------------- reference
     @staticmethod
@@ -378,23 +385,31 @@ class ExemplarColorizer(StreamColorizer):
             raise RuntimeError("the exemplar model needs a reference: call set_reference() before push()")
         x = self._check_frame(l)
         code = self._code(self._ref_lab, x.shape[-2:])
+        return [self._colour(*item, feats) for item, feats in self._ahead.push((index, x, code), self._features, x)]
+
+    @torch.inference_mode()
+    def flush(self) -> list[tuple[int, torch.Tensor]]:
+        return [self._colour(*item, feats) for item, feats in self._ahead.drain()]
+
+    def reset(self) -> None:
+        """Scene cut or new file: forget the previous frame (and any frame held back), keep the
+        reference."""
+        self._ahead.clear()
+        self._prev = None
+
+    def _features(self, x: torch.Tensor) -> dict:
+        return self.backbone(x, strides=LEVELS, embed=False)
+
+    def _colour(self, index: int, x: torch.Tensor, code: ReferenceCode, feats: dict) -> tuple[int, torch.Tensor]:
         prev = self._prev
         if prev is None or prev.shape[-2:] != x.shape[-2:]:
             prev = torch.zeros(1, 3, *x.shape[-2:], device=self.device, dtype=self.dtype)
             first = torch.ones(1, device=self.device)
         else:
             first = torch.zeros(1, device=self.device)
-        feats = self.backbone(x, strides=LEVELS, embed=False)
         ab, _, _ = self.net(x, feats, code, prev, first)
         self._prev = torch.cat((x, ab), 1)
-        return [(index, ab.float())]
-
-    def flush(self) -> list[tuple[int, torch.Tensor]]:
-        return []  # every frame is returned by push
-
-    def reset(self) -> None:
-        """Scene cut or new file: forget the previous frame, keep the reference."""
-        self._prev = None
+        return index, ab.float()
 
 
 # ------------------------------------------------------------------------ checkpoint / registry
@@ -414,7 +429,8 @@ INFO = ModelInfo(
 
 @register_model(INFO)
 def build_exemplar(
-    device: torch.device, dtype: torch.dtype = torch.float32, weights=None, ref_short_side: int | None = None
+    device: torch.device, dtype: torch.dtype = torch.float32, weights=None, ref_short_side: int | None = None,
+    overlap: bool | None = None,
 ) -> ExemplarColorizer:
     """Build the exemplar colourizer with shipped (or given) weights, sha256-checked, strictly loaded.
 
@@ -422,7 +438,8 @@ def build_exemplar(
     net = ExemplarNet()
     digest = load_weights(INFO.name, weights, net)
     backbone = FrozenBackbone(load_pretrained_backbone())
-    return ExemplarColorizer(INFO, net, backbone, device, dtype, sha256=digest, ref_short_side=ref_short_side)
+    return ExemplarColorizer(INFO, net, backbone, device, dtype, sha256=digest, ref_short_side=ref_short_side,
+                             overlap=overlap)
 
 
 # ------------------------------------------------------------------------------ training family

@@ -37,7 +37,7 @@ def backbone():
 @pytest.fixture(scope="module")
 def colorizer(backbone):
     torch.manual_seed(0)
-    return ExemplarColorizer(INFO, ExemplarNet(), backbone, torch.device("cpu"))
+    return ExemplarColorizer(INFO, ExemplarNet(), backbone, torch.device("cpu"), overlap=False)
 
 
 def _warp(colorizer, frame_lab, ref_lab):
@@ -78,8 +78,54 @@ def test_confidence_is_lower_for_unrelated_content(colorizer):
     assert related - noise > 0.2 and related - other > 0.2
 
 
+def test_overlap_gives_the_same_colours_one_push_later_with_each_frames_reference(backbone):
+    """With ``overlap`` the backbone runs one frame ahead in a worker thread: the same frames and
+    colours (bit for bit) come back one push later, and a frame keeps the reference that was set
+    when it was pushed even if another is set before it is coloured."""
+    import threading
+
+    torch.manual_seed(0)
+    net = ExemplarNet()
+    refs = [_photo_lab("coffee", (64, 96)), _photo_lab("chelsea", (64, 96))]
+    g = torch.Generator().manual_seed(5)
+    frames = [torch.rand(1, 64, 96, generator=g) * 100 for _ in range(5)]
+    use = [0, 0, 1, 1, 0]  # the reference set before each push
+
+    def run(model):
+        got, counts = [], []
+        for i, (l, r) in enumerate(zip(frames, use)):
+            model.set_reference(refs[r])
+            out = model.push(i, l)
+            counts.append(len(out))
+            got += out
+        return got + model.flush(), counts
+
+    plain, plain_counts = run(ExemplarColorizer(INFO, net, backbone, torch.device("cpu"), overlap=False))
+    names = []
+    orig = backbone.forward
+
+    def spy(*a, **k):
+        names.append(threading.current_thread().name)
+        return orig(*a, **k)
+
+    model = ExemplarColorizer(INFO, net, backbone, torch.device("cpu"), overlap=True)
+    backbone.forward = spy
+    try:
+        got, counts = run(model)
+    finally:
+        del backbone.forward
+    assert model.overlap and plain_counts == [1] * 5 and counts == [0] + [1] * 4
+    assert [i for i, _ in got] == [i for i, _ in plain] == list(range(5))
+    for (_, a), (_, b) in zip(got, plain):
+        assert torch.equal(a, b)
+    assert "exemplar-backbone" in " ".join(names)  # frames in the worker (references on this thread)
+    model.push(0, frames[0])
+    model.reset()  # drops the held frame
+    assert model.flush() == []
+
+
 def test_push_before_set_reference_is_refused(backbone):
-    model = ExemplarColorizer(INFO, ExemplarNet(), backbone, torch.device("cpu"))
+    model = ExemplarColorizer(INFO, ExemplarNet(), backbone, torch.device("cpu"), overlap=False)
     with pytest.raises(RuntimeError, match="set_reference"):
         model.push(0, torch.rand(1, 32, 48) * 100)
 
@@ -176,7 +222,7 @@ def test_stream_equals_the_training_form(backbone):
     lab = batch.lab
     with torch.no_grad():
         expect = FAMILY.predict(net, lab, backbone)
-    model = ExemplarColorizer(INFO, net, backbone, torch.device("cpu"))
+    model = ExemplarColorizer(INFO, net, backbone, torch.device("cpu"), overlap=False)
     model.set_reference(lab[:, 0])
     got = torch.stack([model.push(i, lab[0, i, :1])[0][1][0] for i in range(3)])
     assert torch.allclose(got, expect[0], atol=1e-3)
