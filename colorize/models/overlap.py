@@ -17,17 +17,21 @@ from typing import Any, Callable
 import torch
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def spare_core(device: torch.device) -> bool:
     """True on a CPU where torch runs one intra-op thread and another core is usable. With more
     torch threads the cores are in use already, and two threads each starting OpenMP teams would
     oversubscribe them; on a GPU the work is asynchronous anyway."""
     if torch.device(device).type != "cpu" or torch.get_num_threads() != 1:
         return False
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return cores > 1
+    return usable_cores() > 1
 
 
 def _run(fn: Callable, args: tuple) -> Any:

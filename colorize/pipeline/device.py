@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import torch
@@ -81,8 +80,6 @@ def cpu_threads(reserved: int = 1) -> int:
     and 0.16 s/frame with one (OpenMP workers spin-waiting against other threads); the decode and
     encode threads are such other threads, so one core is always left to them.
     """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        n = os.cpu_count() or 1
-    return max(1, n - reserved)
+    from colorize.models.overlap import usable_cores
+
+    return max(1, usable_cores() - reserved)
