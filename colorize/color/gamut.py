@@ -76,6 +76,15 @@ def max_chroma_table() -> torch.Tensor:
     return torch.cat((lo, lo[:, :1]), 1)
 
 
+@lru_cache(maxsize=1)
+def _signed_hue_table() -> torch.Tensor:
+    """:func:`max_chroma_table` with its columns from hue -180 to +180 degrees (the range of
+    atan2), so a lookup needs no wrap-around step; the same values."""
+    table = max_chroma_table()
+    half = HUE_STEPS // 2
+    return torch.cat((table[:, half:HUE_STEPS], table[:, :half + 1]), 1)
+
+
 def max_chroma(l: torch.Tensor, ab: torch.Tensor, dark: tuple[float, float] | None = DARK_RAMP) -> torch.Tensor:
     """Allowed chroma (B, 1, H, W) for L (B, 1, H, W) at the hue of ab (B, 2, H, W): the sRGB
     limit, ramped down (smoothstep) to 0 from L = dark[1] to L = dark[0] (None: no ramp).
@@ -84,19 +93,19 @@ def max_chroma(l: torch.Tensor, ab: torch.Tensor, dark: tuple[float, float] | No
     work = torch.float64 if ab.dtype == torch.float64 else torch.float32
     with torch.no_grad():
         lw, abw = l.to(work), ab.to(work)
-        table = max_chroma_table().to(device=ab.device, dtype=work)[None, None]  # (1, 1, Lr, Hc)
-        hue = torch.atan2(abw[:, 1:2], abw[:, 0:1]) % (2 * math.pi)  # atan2(0, 0) = 0: any hue is fine there
-        # grid_sample: x indexes columns (hue), y rows (L), both normalised to [-1, 1] with
-        # align_corners=True so that -1 and 1 are the first and last table entries.
-        gx = hue / math.pi - 1.0
-        gy = lw.clamp(0.0, 100.0) / 50.0 - 1.0
-        grid = torch.cat((gx, gy), 1).permute(0, 2, 3, 1)  # (B, H, W, 2)
+        table = _signed_hue_table().to(device=ab.device, dtype=work)[None, None]  # (1, 1, Lr, Hc)
+        # grid_sample: x indexes columns (hue, atan2 / pi in [-1, 1]; atan2(0, 0) = 0, and any
+        # hue is fine there), y rows (L / 50 - 1), with align_corners=True so that -1 and 1 are
+        # the first and last table entries; "border" padding clamps L outside [0, 100].
+        gx = torch.atan2(abw[:, 1], abw[:, 0]).div_(math.pi)
+        gy = lw[:, 0] / 50.0 - 1.0
+        grid = torch.stack((gx, gy), -1)  # (B, H, W, 2)
         cmax = F.grid_sample(table.expand(l.shape[0], -1, -1, -1), grid, mode="bilinear",
                              padding_mode="border", align_corners=True)
         if dark is not None:
-            t = ((lw - dark[0]) / (dark[1] - dark[0])).clamp(0.0, 1.0)
-            cmax = cmax * (t * t * (3.0 - 2.0 * t))
-        return cmax.clamp(min=0.0).to(ab.dtype)
+            t = lw.sub(dark[0]).mul_(1.0 / (dark[1] - dark[0])).clamp_(0.0, 1.0)
+            cmax.mul_(t.mul(-2.0).add_(3.0).mul_(t).mul_(t))  # smoothstep t^2 (3 - 2t)
+        return cmax.clamp_(min=0.0).to(ab.dtype)
 
 
 def _knee(x: torch.Tensor, knee: float) -> torch.Tensor:

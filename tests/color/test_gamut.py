@@ -127,3 +127,26 @@ def test_dark_ramp_closes_chroma_in_deep_shadows_only():
     with pytest.raises(ValueError):
         limit_chroma(l, ab, dark=(12.0, 7.0))
     assert limit_chroma(l, ab, dark=None)[0, :, 0, 0].norm() > 5  # only the sRGB limit there
+
+
+def test_lookup_matches_the_table_at_every_hue_and_lightness():
+    """max_chroma reads the table through its hue -180..180 copy: the same limit as interpolating
+    the 0..360 table directly, for every quadrant, the hue wrap-around, L outside [0, 100] and
+    zero chroma."""
+    gen = torch.Generator().manual_seed(7)
+    l = torch.cat((torch.rand(4000, generator=gen, dtype=torch.float64) * 120 - 10,
+                   torch.tensor([0.0, 100.0, -5.0, 105.0, 50.0, 50.0, 50.0], dtype=torch.float64)))
+    hue = torch.cat((torch.rand(4000, generator=gen, dtype=torch.float64) * 2 * math.pi,
+                     torch.tensor([0.0, 1.0, 2.0, 3.0, math.pi, 2 * math.pi - 1e-9, 0.0], dtype=torch.float64)))
+    c = torch.rand(l.shape[0], generator=gen, dtype=torch.float64) * 90 + 1
+    c[-1] = 0.0  # no hue at all
+    ab = torch.stack((c * torch.cos(hue), c * torch.sin(hue))).view(1, 2, 1, -1)
+    got = max_chroma(l.view(1, 1, 1, -1), ab, dark=None)[0, 0, 0]
+    table = max_chroma_table()
+    x = (torch.atan2(ab[0, 1, 0], ab[0, 0, 0]) % (2 * math.pi)) / (2 * math.pi) * (table.shape[1] - 1)
+    y = l.clamp(0, 100) / 100 * (table.shape[0] - 1)
+    x0, y0 = x.floor().long().clamp(max=table.shape[1] - 2), y.floor().long().clamp(max=table.shape[0] - 2)
+    fx, fy = x - x0, y - y0
+    want = ((1 - fy) * ((1 - fx) * table[y0, x0] + fx * table[y0, x0 + 1])
+            + fy * ((1 - fx) * table[y0 + 1, x0] + fx * table[y0 + 1, x0 + 1]))
+    assert torch.allclose(got, want, atol=1e-9), (got - want).abs().max()

@@ -106,3 +106,15 @@ def test_beats_bilinear_on_real_photographs(name):
     err_guided = (upsample_ab(ab_low, l) - ab).abs().mean()
     err_bilinear = (bilinear - ab).abs().mean()
     assert err_guided < 0.93 * err_bilinear, (err_guided, err_bilinear)
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3])
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (5, 4), (17, 30)])
+def test_box_mean_is_the_clipped_window_mean(radius, size):
+    """The box filter's window sums equal avg_pool2d without the padded pixels, also where the
+    window is larger than the picture."""
+    from colorize.color.upsample import _box
+
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    want = F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    assert torch.allclose(_box(x, radius), want, atol=1e-12)
