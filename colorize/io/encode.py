@@ -297,12 +297,26 @@ class MediaWriter:
             cc.field_order = enum_value(FIELD_ORDERS, info.field_order)
         copy_tags(info.video_metadata, vs.metadata)
         self.out_depth = _depth_of(self.pix_fmt)
+        chroma = av.VideoFormat(self.pix_fmt, info.width, info.height).components[1]
+        plane = (chroma.height, chroma.width)
+        # Chroma may be handed over at the chroma planes' own size where they are subsampled
+        # (4:2:0, 4:2:2) and the picture is progressive; interlaced pictures subsample each field.
+        self._chroma_size = plane if plane != (info.height, info.width) and not info.interlaced else None
         return vs
+
+    @property
+    def chroma_size(self) -> tuple[int, int] | None:
+        """(height, width) of the output's chroma planes when :meth:`write` also takes ab (and L)
+        at that size: subsampled, progressive video. None for stills, interlaced video and
+        full-size chroma (4:4:4): then ab comes at the frame size."""
+        return None if self.info.is_image else self._chroma_size
 
     # --------------------------------------------------------------------------- writing
     def write(self, src: SourceFrame, ab: np.ndarray, l: np.ndarray | None = None) -> None:
         """Add one frame: ``ab`` float32 H x W x 2 at full resolution. ``l`` (optional, (H, W) or
-        (1, H, W) L of ``src.rgb``) saves recomputing it."""
+        (1, H, W) L of ``src.rgb``) saves recomputing it. Where :attr:`chroma_size` is set, ab
+        and ``l`` (then required) may both come at that size instead: L area-resampled to it, and
+        the chroma meant for it (the luma plane is still the source's own)."""
         with self._lock:
             self._write_locked(src, ab, l)
 
@@ -343,8 +357,10 @@ class MediaWriter:
         info = self.info
         h, w = info.height, info.width
         ab = np.asarray(ab, dtype=np.float32)
-        if ab.shape != (h, w, 2):
-            raise ValueError(f"ab must be {h} x {w} x 2 (full resolution), got {ab.shape}")
+        plane = self.chroma_size
+        if ab.shape != (h, w, 2) and not (plane is not None and ab.shape == (*plane, 2) and l is not None):
+            at = f" or {plane[0]} x {plane[1]} x 2 with L at that size" if plane is not None else ""
+            raise ValueError(f"ab must be {h} x {w} x 2 (full resolution){at}, got {ab.shape}")
         frame = av.VideoFrame(w, h, self.pix_fmt)
         planes = frame.planes
         dtype = np.uint16 if self.out_depth > 8 else np.uint8

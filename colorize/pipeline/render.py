@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 
 from colorize.pipeline.errors import ModelError, take_pending
@@ -192,15 +193,22 @@ def colorize_range(model, plan: SegmentPlan, start: int, stop: int, decode_from:
         raise ModelError(f"frames {sorted(owed)[:5]} were never returned (the film ends at fewer frames?)")
 
 
-def _full_ab(ab: torch.Tensor, l_full: torch.Tensor, rot_k: int):
-    """ab at working size -> float32 (D, H, W, 2) numpy at full size, as the one-piece runner
-    (through color.gamut.finish_ab, the one path from a model's chroma to the picture)."""
+def writer_ab(ab: torch.Tensor, l_full: torch.Tensor, rot_k: int,
+              chroma_size: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """ab (D, 2, h, w) at working size and L (1, H, W) -> (float32 (D, h', w', 2), L (h', w'))
+    numpy, as a MediaWriter takes them, through color.gamut.finish_ab (the one path from a model's
+    chroma to the picture). ``chroma_size``: the writer's ``chroma_size``. Where the output keeps
+    its chroma at a smaller size (4:2:0: a quarter of the samples), the guided upsampling and the
+    gamut step are computed at that size, at L area-resampled to it as the writer's own chroma
+    step does; else at the frame size."""
     from colorize.color.gamut import finish_ab
+    from colorize.color.merge import resize_l
 
     if rot_k:
         ab = torch.rot90(ab, -rot_k, dims=(-2, -1))
-    ab_full = finish_ab(ab.float(), l_full.to(ab.device).unsqueeze(0).expand(ab.shape[0], -1, -1, -1))
-    return ab_full.permute(0, 2, 3, 1).float().cpu().numpy()
+    l = l_full if chroma_size is None else resize_l(l_full, chroma_size)
+    out = finish_ab(ab.float(), l.to(ab.device).unsqueeze(0).expand(ab.shape[0], -1, -1, -1))
+    return out.permute(0, 2, 3, 1).float().cpu().numpy(), l[0].numpy()
 
 
 def render_segment(plan: SegmentPlan, index: int, work_dir: Path, runner=None,
@@ -229,8 +237,8 @@ def render_segment(plan: SegmentPlan, index: int, work_dir: Path, runner=None,
     done = 0
 
     def write(src, l_full, ab) -> None:
-        arr = _full_ab(ab, l_full, plan.rot_k)
-        writer.write(src, arr[0], l_full[0].numpy())
+        arr, l_np = writer_ab(ab, l_full, plan.rot_k, writer.chroma_size)
+        writer.write(src, arr[0], l_np)
 
     encode = BackgroundWorker(write, plan.config.queue_size, name="encode")
     try:

@@ -218,8 +218,8 @@ class Runner:
     # ------------------------------------------------------------------------------- one input
     def _colorize(self, job: Job, finals: list[Path], result: ev.FileResult) -> ev.FileResult:
         from colorize.color.merge import full_l, rgb_to_work_l
-        from colorize.color.gamut import finish_ab
         from colorize.io import EncodeOptions, MediaError, MediaWriter, iter_frames
+        from colorize.pipeline.render import writer_ab
 
         cfg, info, model = self.config, job.info, self.model
         d = cfg.diverse
@@ -254,12 +254,8 @@ class Runner:
         cuts: list[int] = []
 
         def write(src, l_full: torch.Tensor, ab: torch.Tensor) -> None:
-            with torch.inference_mode():
-                if rot_k:
-                    ab = torch.rot90(ab, -rot_k, dims=(-2, -1))
-                ab_full = finish_ab(ab.float(), l_full.to(ab.device).unsqueeze(0).expand(ab.shape[0], -1, -1, -1))
-                arr = ab_full.permute(0, 2, 3, 1).float().cpu().numpy()
-            l_np = l_full[0].numpy()
+            with torch.inference_mode():  # every writer of a job has the same format
+                arr, l_np = writer_ab(ab, l_full, rot_k, writers[0].chroma_size)
             for w, a in zip(writers, arr):
                 w.write(src, a, l_np)
 

@@ -279,3 +279,59 @@ def test_encoder_settings_reach_x264(tmp_path, crf, preset, tune):
     assert f"crf={crf}.0" in settings
     assert ("subme=7" in settings) == (preset == "medium")
     assert ("deadzone=6,6" in settings) == (tune == "grain")  # --tune grain lowers the deadzones
+
+
+@pytest.mark.parametrize("pix_fmt,plane", [("yuv420p", (20, 34)), ("yuv422p", (39, 34)), ("yuv444p", None)])
+def test_chroma_at_the_planes_own_size_gives_the_same_file(tmp_path, pix_fmt, plane):
+    """A writer with subsampled chroma also takes ab and L at the chroma planes' size (what the
+    pipeline hands it): the same picture as full-size ab that is uniform within each chroma
+    sample, whose L the writer itself area-resamples the same way. 4:4:4 takes full size only."""
+    import av
+
+    from colorize.color.merge import l_numpy, resize_l
+
+    src = make_clip(tmp_path / f"{pix_fmt}.mkv", "mkv", size=(67, 39), frames=3, codec="ffv1", pix_fmt=pix_fmt)
+    info = probe(src)
+    planes = []
+    for mode in ("full", "plane"):
+        dst = tmp_path / f"{pix_fmt}_{mode}.mkv"
+        gen = np.random.default_rng(3)
+        if plane is None:
+            writer = MediaWriter(dst, info, EncodeOptions(codec="ffv1"))
+            assert writer.chroma_size is None
+            writer.abort()
+            return
+        with MediaWriter(dst, info, EncodeOptions(codec="ffv1")) as writer:
+            assert writer.chroma_size == plane
+            for frame in iter_frames(src, info):
+                ab = (gen.standard_normal(2) * 25).astype(np.float32)
+                if mode == "full":
+                    writer.write(frame, np.broadcast_to(ab, (info.height, info.width, 2)).copy())
+                else:
+                    l_p = resize_l(torch.from_numpy(l_numpy(frame.rgb))[None], plane)[0].numpy()
+                    writer.write(frame, np.broadcast_to(ab, (*plane, 2)).copy(), l_p)
+        with av.open(str(dst)) as c:
+            planes.append([[bytes(p) for p in f.planes] for f in c.decode(video=0)])
+    assert len(planes[0]) == 3 and planes[0] == planes[1]
+    assert planes[0][0][1] != planes[0][1][1]  # the frames really got different colours
+
+
+def test_chroma_at_plane_size_needs_l_and_not_for_interlaced(tmp_path):
+    src = make_clip(tmp_path / "p.mkv", "mkv", size=(64, 48), frames=1, codec="ffv1")
+    info = probe(src)
+    writer = MediaWriter(tmp_path / "o.mkv", info, EncodeOptions(codec="ffv1"))
+    assert writer.chroma_size == (24, 32)
+    with pytest.raises(ValueError, match="24 x 32 x 2 with L"):
+        writer.write(next(iter_frames(src, info)), np.zeros((24, 32, 2), np.float32))  # no L given
+    assert not writer.temp_path.exists()  # a bad write aborts: nothing half-written
+    pal = make_clip(tmp_path / "pal.mkv", "mkv", size=(64, 48), frames=1, interlaced=True)
+    writer = MediaWriter(tmp_path / "pal_out.mkv", probe(pal), EncodeOptions(codec="ffv1"))
+    assert writer.chroma_size is None  # each field is subsampled on its own: full size only
+    writer.abort()
+    image = tmp_path / "still.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.full((8, 8, 3), 90, np.uint8))
+    writer = MediaWriter(tmp_path / "still_out.png", probe(image))
+    assert writer.chroma_size is None
+    writer.abort()
