@@ -226,9 +226,11 @@ def run_colorize(*, inputs, output, model, refs, weights, device, render_size, c
                 return fail(UsageError(f"--executor {executor} renders a film's segments; {why} runs "
                                        "films in one piece"), EXIT_USAGE)
 
+            from colorize.pipeline.distributed import cpus_per_task
+
             try:  # each task computes with the driver's torch threads (same frames as a local run)
                 remote = runner.executor = make_executor(
-                    executor, task_cpus=torch.get_num_threads() if runner.device.type == "cpu" else 1,
+                    executor, task_cpus=cpus_per_task(runner.device),
                     task_gpus=1 if runner.device.type == "cuda" else 0, quiet=not debug)
             except UsageError as exc:
                 return fail(exc, EXIT_USAGE)

@@ -24,6 +24,19 @@ from typing import Iterator, Sequence
 _RUNNER_CACHE: dict = {}
 
 
+def cpus_per_task(device) -> float:
+    """CPUs a segment task keeps busy, for the executor's reservation: the driver's torch
+    threads, plus the core the model's backbone overlaps onto where it does (one thread on a CPU
+    with a core to spare: colorize.models.overlap.spare_core); 1 on a GPU."""
+    import torch
+
+    from colorize.models.overlap import spare_core
+
+    if torch.device(device).type != "cpu":
+        return 1
+    return torch.get_num_threads() + (1 if spare_core(device) else 0)
+
+
 def render_segment_task(plan, index: int, work_dir: str, threads: int | None, cwd: str, device: str):
     """The task: segment ``index`` of ``plan`` into ``work_dir``; returns its ``PartRecord`` and
     the timings ``render_segment`` accumulated (model, decode wait, encode, frames pushed).

@@ -65,3 +65,26 @@ def test_precision_choices():
     with pytest.raises(ValueError, match="precision"):
         RunConfig(precision="fp64")
     assert RunConfig(precision="bf16").as_dict()["precision"] == "bf16"
+
+
+def test_a_ray_task_reserves_the_cores_it_computes_on(monkeypatch):
+    """One torch thread with a core to spare: the backbone overlaps onto a second core, so a
+    segment task reserves two CPUs; more threads reserve that many; a GPU task one CPU."""
+    import torch
+
+    import colorize.models.overlap as overlap
+    from colorize.pipeline.distributed import cpus_per_task
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(overlap, "usable_cores", lambda: 8)
+        torch.set_num_threads(1)
+        assert cpus_per_task(torch.device("cpu")) == 2
+        monkeypatch.setattr(overlap, "usable_cores", lambda: 1)
+        assert cpus_per_task(torch.device("cpu")) == 1
+        monkeypatch.setattr(overlap, "usable_cores", lambda: 8)
+        torch.set_num_threads(3)
+        assert cpus_per_task(torch.device("cpu")) == 3
+        assert cpus_per_task(torch.device("cuda")) == 1
+    finally:
+        torch.set_num_threads(before)
