@@ -441,3 +441,32 @@ def test_validation_clips_from_held_out_photos_are_short_zooms_of_them_per_sourc
         # frame 0 is the photo itself (up to yuv420p chroma), later ones zoom in: they differ
         assert np.abs(frames[0].astype(int) - rgb).mean() < 6
         assert np.abs(frames[2].astype(int) - frames[0]).mean() > np.abs(frames[0].astype(int) - rgb).mean()
+
+
+def test_freeze_bn_keeps_the_init_files_statistics_and_normalises_with_them(tmp_path):
+    """--freeze-bn: the BatchNorm layers of a fine-tuned net normalise with the init file's
+    running statistics and never update them, while the weights still train; without it the
+    statistics drift from the first step (what made every fine-tune of selfreg fall at once)."""
+    from colorize.models.selfreg import SelfRegFamily
+
+    folder = write_photo_folder(tmp_path / "photos", n=4, size=64)
+    photos = load_photos([folder], short=64)
+    dcfg = DataConfig(size=32, window=2)
+    tr, va = ClipSampler(photos, [], dcfg, seed=3), ClipSampler(photos[:2], [], dcfg, seed=4)
+    init = tmp_path / "init.pt"
+    torch.save(SelfRegFamily().build_net().state_dict(), init)
+    stats = {}
+    for frozen in (False, True):
+        cfg = TrainConfig(model="selfreg", data=(), out=str(tmp_path / f"run{frozen}"), steps=3, batch=2,
+                          size=32, warmup=1, log_every=1, eval_every=3, eval_batches=1, threads=1,
+                          init=str(init), freeze_bn=frozen)
+        trainer = Trainer(cfg, tr, va)
+        bns = [m for m in trainer.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert bns
+        before = [(m.running_mean.clone(), m.running_var.clone(), m.weight.detach().clone()) for m in bns]
+        trainer.run()
+        assert all(m.training is not frozen for m in bns)  # after the run's validation too
+        stats[frozen] = [(torch.equal(m.running_mean, b[0]) and torch.equal(m.running_var, b[1]),
+                          torch.equal(m.weight, b[2])) for m, b in zip(bns, before)]
+    assert all(same for same, _ in stats[True]) and not any(same for same, _ in stats[False])
+    assert not all(w_same for _, w_same in stats[True])  # the BN's own scale and shift still learn
