@@ -69,7 +69,8 @@ class RayExecutor:
         ray = self._ray
         # Retried when a worker or node dies (not on the task's own errors): our tasks write their
         # results by atomic rename, so running one twice is harmless.
-        remote = ray.remote(num_cpus=self.task_cpus, num_gpus=self.task_gpus, max_retries=2)(_call)
+        cpus = fit_to_nodes(self.task_cpus, _alive_node_cpus(ray))
+        remote = ray.remote(num_cpus=cpus, num_gpus=self.task_gpus, max_retries=2)(_call)
         refs = [remote.remote(fn, *a) for a in args]
         position = {r: i for i, r in enumerate(refs)}
         pending = list(refs)
@@ -94,6 +95,25 @@ class RayExecutor:
         if self._started:
             self._ray.shutdown()
             self._started = False
+
+
+def fit_to_nodes(task_cpus: float, node_cpus: Iterable[float]) -> float:
+    """The CPUs to reserve for a task: ``task_cpus``, or the largest node's CPUs where no node has
+    that many. Ray never schedules a task that asks for more CPUs than any node has: it would wait
+    for ever. Capped, it runs on the largest node with what that node has (on a 1-CPU node the
+    worker's own core count also turns the backbone overlap off). Unknown nodes: ``task_cpus``."""
+    largest = max((float(c) for c in node_cpus), default=None)
+    if largest is None or largest <= 0:
+        return task_cpus
+    return min(task_cpus, largest)
+
+
+def _alive_node_cpus(ray) -> list[float]:
+    """CPUs of each node of the cluster that is alive now."""
+    try:
+        return [n.get("Resources", {}).get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
+    except Exception:  # noqa: BLE001 - an unknown cluster keeps the reservation asked for
+        return []
 
 
 def _call(fn: Callable, *args):
