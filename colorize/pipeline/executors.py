@@ -100,8 +100,8 @@ class RayExecutor:
 def fit_to_nodes(task_cpus: float, node_cpus: Iterable[float]) -> float:
     """The CPUs to reserve for a task: ``task_cpus``, or the largest node's CPUs where no node has
     that many. Ray never schedules a task that asks for more CPUs than any node has: it would wait
-    for ever. Capped, it runs on the largest node with what that node has (on a 1-CPU node the
-    worker's own core count also turns the backbone overlap off). Unknown nodes: ``task_cpus``."""
+    for ever. Capped, it runs on the largest node with what that node has. Unknown nodes:
+    ``task_cpus``."""
     largest = max((float(c) for c in node_cpus), default=None)
     if largest is None or largest <= 0:
         return task_cpus
