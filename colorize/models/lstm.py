@@ -106,7 +106,13 @@ class FlowChromaNet(nn.Module):
         """ab (N, 2, H, W) at the size of the frames' L (N, 1, H, W)."""
         ab, logits = self.decode_parts(enc, skips, glob_vec, lstm_vec, l.shape[-2:])
         ab = ab if logits is None else self.cls.shown(logits, l)
-        return (ab + self.ab_offset.to(ab.dtype).view(1, 2, 1, 1)) * self.chroma_gain.to(ab.dtype)
+        return self.calibrated(ab)
+
+    def calibrated(self, ab: torch.Tensor) -> torch.Tensor:
+        """The file's colour calibration, gain x (ab + offset), on ab (..., 2, H, W): what the
+        stream shows. The training form (:meth:`forward`) leaves it out; validation applies it."""
+        shape = (2, 1, 1)
+        return (ab + self.ab_offset.to(ab.dtype).view(shape)) * self.chroma_gain.to(ab.dtype)
 
     def decode_parts(self, enc, skips, glob_vec, lstm_vec, out_size) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(regression ab at ``out_size``, None) or, with the class head, (None, its logits at stride 4)."""
@@ -306,10 +312,11 @@ class LSTMFamily:
         return {**main, "loss": main["loss"] + self.temporal_weight * temporal, "temporal": temporal.detach()}
 
     def predict(self, net, lab: torch.Tensor, backbone: FrozenBackbone) -> torch.Tensor:
-        """Validation form: ab for (B, T, 3, H, W) Lab windows."""
+        """Validation form: ab for (B, T, 3, H, W) Lab windows, with the file's calibration
+        (gain, offset) as the stream shows it, so that a file is validated as it is used."""
         l = lab[:, :, :1]
         feats = backbone(semantic_input(l.flatten(0, 1), float(net.semantic_scale)), strides=BACKBONE_STRIDES, embed=True)
-        return net(l, feats)
+        return net.calibrated(net(l, feats))
 
 
 FAMILY = LSTMFamily()

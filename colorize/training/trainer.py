@@ -5,7 +5,8 @@
 - Checkpoints: ``OUT/last.pt`` every few minutes (net, optimiser, step, RNG states, config), so a
   resumed run continues exactly where the interrupted one stopped; ``OUT/best.pt`` holds the net
   weights (trainable part only) of the best validation PSNR so far (or, with ``best_at_colour``,
-  of the best PSNR gain once the chroma is scaled to that colourfulness).
+  of the best PSNR gain once the chroma is scaled to that colourfulness, with that scale folded
+  into the file's chroma gain).
 - Log: ``OUT/log.csv``, one row per logged step (losses, lr, speed) and per evaluation
   (validation PSNR of output and grey input, colourfulness ratio).
 """
@@ -151,6 +152,21 @@ def psnr_at_colour(frames: list, target: float, show=None) -> dict:
             value = sum(psnr(x, gt) for x, (_, _, gt) in zip(rgbs, frames)) / len(frames)
             return {"psnr": value, "gain": gain, "colour_ratio": ratio}
     raise AssertionError("unreachable")
+
+
+def fold_chroma_gain(state: dict, gain: float) -> tuple[dict, float | None]:
+    """``state`` with its chroma-gain buffer (``chroma_gain`` of ``lstm``, ``f.chroma_gain`` of
+    ``selfreg``: shown colours = buffer x prediction) multiplied by ``gain``, and the buffer's new
+    value. The buffer is part of the forward pass, so a net trained from a file with a gain is
+    validated with it, and a validation gain goes on top of it. A state without the buffer
+    (``exemplar``) comes back unchanged, with None."""
+    keys = [k for k in state if k == "chroma_gain" or k.endswith(".chroma_gain")]
+    if not keys:
+        return state, None
+    out = dict(state)
+    for k in keys:
+        out[k] = state[k] * gain
+    return out, round(float(out[keys[0]]), 6)
 
 
 def colourfulness(rgb: torch.Tensor) -> float:
@@ -362,10 +378,16 @@ class Trainer:
         # critic) stay in last.pt for resuming and never reach best.pt, the future weights file.
         drop = tuple(getattr(self.family, "training_only_prefixes", ()))
         state = {k: v for k, v in self.eval_net.state_dict().items() if not (drop and k.startswith(drop))}
+        extra = {}
+        if self.cfg.best_at_colour > 0:
+            # best.pt is chosen for its PSNR at the colour target: it carries the gain that got
+            # there, so the file as shipped is the file that was measured.
+            state, folded = fold_chroma_gain(state, metrics["val_chroma_gain"])
+            extra["chroma_gain_in_file"] = folded
         torch.save({k: v.detach().clone() for k, v in state.items()}, self.out / "best.pt.tmp")
         os.replace(self.out / "best.pt.tmp", self.out / "best.pt")
         (self.out / "best.json").write_text(
-            __import__("json").dumps({"step": self.step, "wall_s": round(self.wall), **metrics}, indent=2)
+            __import__("json").dumps({"step": self.step, "wall_s": round(self.wall), **metrics, **extra}, indent=2)
         )
 
     # ------------------------------------------------------------------ loop

@@ -373,6 +373,27 @@ def test_best_at_colour_picks_by_the_gain_at_that_colour_and_logs_it(tmp_path):
     best = __import__("json").loads((tmp_path / "run" / "best.json").read_text())
     assert str(best["step"]) == best_step and "val_gain_at_colour" in best
     assert trainer.best == pytest.approx(max(float(r["val_gain_at_colour"]) for r in rows), abs=1e-4)
+    # best.pt carries the gain it was chosen with: loaded back, it scores the recorded gain at
+    # colour as its plain validation figure, with no further scaling
+    state = torch.load(tmp_path / "run" / "best.pt")
+    assert float(state["chroma_gain"]) == pytest.approx(best["val_chroma_gain"]) == best["chroma_gain_in_file"]
+    trainer.eval_net.load_state_dict(state)
+    again = trainer.evaluate()
+    assert again["val_gain"] == pytest.approx(best["val_gain_at_colour"], abs=1e-4)
+
+
+def test_fold_chroma_gain_multiplies_the_buffer_a_file_already_has():
+    from colorize.training.trainer import fold_chroma_gain
+
+    w = torch.ones(3)
+    lstm_state = {"w": w, "chroma_gain": torch.tensor(1.05)}
+    out, value = fold_chroma_gain(lstm_state, 1.1)
+    assert value == pytest.approx(1.155) and float(out["chroma_gain"]) == pytest.approx(1.155)
+    assert out["w"] is w and float(lstm_state["chroma_gain"]) == pytest.approx(1.05)  # input untouched
+    out, value = fold_chroma_gain({"f.conv": w, "f.chroma_gain": torch.tensor(0.85)}, 1.2)
+    assert value == pytest.approx(1.02) and float(out["f.chroma_gain"]) == pytest.approx(1.02)
+    exemplar_state = {"w": w}
+    assert fold_chroma_gain(exemplar_state, 1.3) == (exemplar_state, None)
 
 
 def test_selfreg_semantic_scale_trains_on_the_larger_l_and_wins_over_the_init_file(tmp_path):
