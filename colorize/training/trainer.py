@@ -312,8 +312,14 @@ class Trainer:
         d = self.cfg.ema
         for e, p in zip(self.ema_net.parameters(), self.net.parameters()):
             e.mul_(d).add_(p.detach(), alpha=1.0 - d)
-        for e, b in zip(self.ema_net.buffers(), self.net.buffers()):
-            e.copy_(b)
+        for (name, e), b in zip(self.ema_net.named_buffers(), self.net.buffers()):
+            if name.endswith(("running_mean", "running_var")):
+                # BatchNorm's statistics are averaged with the weights they belong to: taken from
+                # the live net, they would normalise the averaged weights with another net's
+                # statistics. Other buffers (counters, a file's calibration) are copied.
+                e.mul_(d).add_(b.detach(), alpha=1.0 - d)
+            else:
+                e.copy_(b)
 
     def train_mode(self) -> None:
         """The trained net in training mode; its BatchNorm layers stay in eval mode with

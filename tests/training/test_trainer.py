@@ -201,6 +201,30 @@ def test_ema_is_validated_exported_and_resumed_exactly(tmp_path):
     assert any(not torch.equal(best[k], raw[k]) for k in best)
 
 
+def test_ema_averages_batchnorm_statistics_with_the_weights_and_copies_other_buffers(tmp_path):
+    tr, va = _samplers(tmp_path)
+    trainer = Trainer(replace(_cfg(tmp_path / "e", 2), ema=0.75), tr, va)
+
+    def small():
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+        net.register_buffer("chroma_gain", torch.tensor(1.0))
+        return net
+
+    trainer.net, trainer.ema_net = small(), small()
+    trainer.ema_net.load_state_dict(trainer.net.state_dict())
+    trainer.net.train()(torch.randn(8, 1, 4, 4) * 3 + 5)  # the live net's statistics move
+    trainer.net.chroma_gain.fill_(1.05)
+    live, old = trainer.net[1], trainer.ema_net[1].running_mean.clone()
+    trainer.update_ema()
+    bn = trainer.ema_net[1]
+    assert torch.allclose(bn.running_mean, 0.75 * old + 0.25 * live.running_mean)
+    assert not torch.allclose(bn.running_mean, live.running_mean)
+    assert torch.allclose(bn.running_var, 0.75 * torch.ones(2) + 0.25 * live.running_var)
+    assert int(bn.num_batches_tracked) == int(live.num_batches_tracked) == 1  # counters copied
+    assert float(trainer.ema_net.chroma_gain) == pytest.approx(1.05)  # a calibration is copied, exactly
+    assert torch.equal(trainer.ema_net.chroma_gain, trainer.net.chroma_gain)
+
+
 def test_ema_out_of_range_is_refused(tmp_path):
     import pytest
 
