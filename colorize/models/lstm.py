@@ -111,8 +111,7 @@ class FlowChromaNet(nn.Module):
     def calibrated(self, ab: torch.Tensor) -> torch.Tensor:
         """The file's colour calibration, gain x (ab + offset), on ab (..., 2, H, W): what the
         stream shows. The training form (:meth:`forward`) leaves it out; validation applies it."""
-        shape = (2, 1, 1)
-        return (ab + self.ab_offset.to(ab.dtype).view(shape)) * self.chroma_gain.to(ab.dtype)
+        return (ab + self.ab_offset.to(ab.dtype).view(2, 1, 1)) * self.chroma_gain.to(ab.dtype)
 
     def decode_parts(self, enc, skips, glob_vec, lstm_vec, out_size) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(regression ab at ``out_size``, None) or, with the class head, (None, its logits at stride 4)."""

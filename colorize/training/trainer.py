@@ -157,8 +157,8 @@ def psnr_at_colour(frames: list, target: float, show=None) -> dict:
 def fold_chroma_gain(state: dict, gain: float) -> tuple[dict, float | None]:
     """``state`` with its chroma-gain buffer (``chroma_gain`` of ``lstm``, ``f.chroma_gain`` of
     ``selfreg``: shown colours = buffer x prediction) multiplied by ``gain``, and the buffer's new
-    value. The buffer is part of the forward pass, so a net trained from a file with a gain is
-    validated with it, and a validation gain goes on top of it. A state without the buffer
+    value. Validation applies the buffer (as the stream does), so a net trained from a file with a
+    gain is validated with it, and a validation gain goes on top of it. A state without the buffer
     (``exemplar``) comes back unchanged, with None."""
     keys = [k for k in state if k == "chroma_gain" or k.endswith(".chroma_gain")]
     if not keys:

@@ -399,7 +399,7 @@ def test_best_at_colour_picks_by_the_gain_at_that_colour_and_logs_it(tmp_path):
     assert trainer.best == pytest.approx(max(float(r["val_gain_at_colour"]) for r in rows), abs=1e-4)
     # best.pt carries the gain it was chosen with: loaded back, it scores the recorded gain at
     # colour as its plain validation figure, with no further scaling
-    state = torch.load(tmp_path / "run" / "best.pt")
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert float(state["chroma_gain"]) == pytest.approx(best["val_chroma_gain"]) == best["chroma_gain_in_file"]
     trainer.eval_net.load_state_dict(state)
     again = trainer.evaluate()
