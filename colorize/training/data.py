@@ -128,6 +128,14 @@ class DataConfig:
     whole_folders: tuple[str, ...] = ("camvid", "street_pedestrians")
 
 
+def clip_store_short(size: int) -> int:
+    """Short side at which clips are held in memory for square training crops of ``size`` px.
+
+    Clip crops cover 0.6..1 of the short side, so the copy is 1.25x the crop: crops are then
+    mostly downsampled, as at the default 128 px crops and 160 px copies."""
+    return max(DataConfig.store_short, (5 * size) // 4)
+
+
 class ClipSampler:
     """Draws :class:`TrainBatch` es; deterministic given (seed, step)."""
 

@@ -29,7 +29,7 @@ import torch
 
 from colorize.color.lab import lab_to_rgb
 from colorize.models.backbone import FrozenBackbone, load_pretrained_backbone
-from colorize.training.data import DataConfig, build_samplers
+from colorize.training.data import DataConfig, build_samplers, clip_store_short
 
 
 @dataclass(frozen=True)
@@ -209,8 +209,10 @@ class Trainer:
         self.wall = 0.0
         self.best = -math.inf
         if train_sampler is None:
+            # Clips are held at a short side of 1.25x the crop (at least the default 160), so crops
+            # larger than 128 px are not upsampled from a smaller in-memory copy.
             dcfg = DataConfig(size=cfg.size, window=self.family.window, photo_short=cfg.photo_short,
-                              crop_min=cfg.crop_min)
+                              crop_min=cfg.crop_min, store_short=clip_store_short(cfg.size))
             train_sampler, val_sampler = build_samplers([Path(d) for d in cfg.data], dcfg, cfg.seed)
         self.train_sampler, self.val_sampler = train_sampler, val_sampler
         if cfg.cache:

@@ -515,3 +515,22 @@ def test_freeze_bn_keeps_the_init_files_statistics_and_normalises_with_them(tmp_
                           torch.equal(m.weight, b[2])) for m, b in zip(bns, before)]
     assert all(same for same, _ in stats[True]) and not any(same for same, _ in stats[False])
     assert not all(w_same for _, w_same in stats[True])  # the BN's own scale and shift still learn
+
+
+def test_clips_are_held_at_a_short_side_that_follows_the_crop_size(tmp_path):
+    from tests.media import make_clip
+
+    from colorize.training.data import clip_store_short
+
+    assert clip_store_short(64) == clip_store_short(128) == DataConfig.store_short  # as before
+    assert clip_store_short(256) == 320  # 256-px crops of 0.6..1 of it are downsampled
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in "abc":
+        make_clip(folder / f"{name}.mp4", size=(640, 400), frames=6)
+    photos = write_photo_folder(tmp_path / "photos", n=4, size=64)  # validation falls back on them
+    for size, short in ((32, 160), (256, 320)):
+        cfg = replace(_cfg(tmp_path / f"t{size}", 1), data=(str(folder), str(photos)), size=size)
+        trainer = Trainer(cfg)
+        clips = trainer.train_sampler.clips + trainer.val_sampler.clips
+        assert clips and all(min(frames.shape[1:3]) == short for _, frames in clips)
