@@ -1,7 +1,8 @@
 """Training data: short clips from real video and from photos with synthetic camera motion.
 
 Everything is decoded once into memory at training resolution (the shared data set is ~140 MB of
-JPEG/H.264; at a short side of 160 px it is well under 2 GB of uint8), then sampled with a numpy
+JPEG/H.264; at a short side of 160 px it is well under 2 GB of uint8; clips for 256-px crops are
+held at 320 px, about 5 GB), then sampled with a numpy
 ``Generator`` seeded from ``(seed, step)`` so that a resumed run draws exactly the batches the
 uninterrupted run would have drawn.
 

@@ -59,7 +59,7 @@ class TrainConfig:
     # Family attributes to override for this run (e.g. {"temporal_weight": 0.5}); unknown names
     # are refused.
     extra: dict = field(default_factory=dict)
-    photo_short: int = DataConfig.store_short  # short side of the in-memory photo copies (clips: store_short)
+    photo_short: int = DataConfig.store_short  # short side of the in-memory photo copies (clips: clip_store_short(size))
     crop_min: float = DataConfig.crop_min  # photo crops cover crop_min..1 of the short side
     # A feature-cache folder (outside the repository): the frozen backbone's features of
     # ``cache_samples`` augmented samples are computed once there (resumable) and training steps
@@ -209,8 +209,6 @@ class Trainer:
         self.wall = 0.0
         self.best = -math.inf
         if train_sampler is None:
-            # Clips are held at a short side of 1.25x the crop (at least the default 160), so crops
-            # larger than 128 px are not upsampled from a smaller in-memory copy.
             dcfg = DataConfig(size=cfg.size, window=self.family.window, photo_short=cfg.photo_short,
                               crop_min=cfg.crop_min, store_short=clip_store_short(cfg.size))
             train_sampler, val_sampler = build_samplers([Path(d) for d in cfg.data], dcfg, cfg.seed)
