@@ -229,11 +229,12 @@ class Trainer:
         # One such layer of another shape means another backbone: then all of them start as built
         # (a Lite0 and a Lite2 stride-2 map have the same 16 channels but not the same features).
         other = any(k.startswith(swapped) and k in own and own[k].shape != v.shape for k, v in state.items())
-        reread = [k for k in state if other and k.startswith(swapped)]
+        reread = [k for k in state if k.startswith(swapped)] if other else []
         state = {k: v for k, v in state.items() if k not in reread}
-        self.init_fresh = reread  # what the file could not give (for the log and the tests)
+        self.init_fresh = reread  # what the file could not give (for the tests)
         missing, unexpected = self.net.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not (other and k.startswith(swapped))]
+        if other:
+            missing = [k for k in missing if not k.startswith(swapped)]
         bad = [k for k in missing if not k.startswith(tuple(getattr(self.family, "growth_prefixes", ())))]
         if bad or unexpected:
             raise ValueError(f"--init {path} does not fit model {self.family.name!r}: "
