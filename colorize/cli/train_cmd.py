@@ -76,13 +76,20 @@ def call_lazily(module: str, func: str, command: str, debug: bool, **kwargs) -> 
 @click.option("--best-at-colour", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Keep as best.pt the checkpoint with the best validation PSNR once its chroma is "
                    "scaled to this colourfulness ratio (e.g. 0.8), not the best plain PSNR.")
+@click.option("--val-clips", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Folder of held-out colour clips (never trained on): every evaluation also runs "
+                   "`colorize eval` on them, whole frames as the product runs, and best.pt follows that "
+                   "figure (at --best-at-colour if given). Slower evaluations; ranks files as users see them.")
+@click.option("--val-frames", type=click.IntRange(min=1), default=None,
+              help="Frames per --val-clips clip at each evaluation (default 20).")
 @click.option("--freeze-bn", is_flag=True, default=None,
               help="Fine-tuning: BatchNorm layers normalise with the --init file's running statistics "
                    "and never update them (as at inference).")
 @device_option(help="Training device; auto = CUDA, then Apple MPS, then CPU (--precision sets the arithmetic).")
 @debug_option
 def train_command(model, data, steps, resume, out, batch, size, lr, init, precision, threads, eval_every,
-                  ema, overrides, photo_short, crop_min, cache, cache_samples, best_at_colour, freeze_bn, device, debug) -> None:
+                  ema, overrides, photo_short, crop_min, cache, cache_samples, best_at_colour, val_clips, val_frames,
+                  freeze_bn, device, debug) -> None:
     """Train MODEL self-supervised on folders of colour photos and clips."""
     extra = {}
     for item in overrides:
@@ -95,4 +102,5 @@ def train_command(model, data, steps, resume, out, batch, size, lr, init, precis
                          precision=precision, threads=threads, eval_every=eval_every, ema=ema,
                          extra=extra or None, photo_short=photo_short, crop_min=crop_min,
                          cache=str(cache) if cache else None, cache_samples=cache_samples,
-                         best_at_colour=best_at_colour, freeze_bn=freeze_bn or None, device=device))
+                         best_at_colour=best_at_colour, val_clips=str(val_clips) if val_clips else None,
+                         val_frames=val_frames, freeze_bn=freeze_bn or None, device=device))

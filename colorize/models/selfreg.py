@@ -85,6 +85,20 @@ class SemanticContext(nn.Module):
         return resize_to(self.out(self.body(self.act(x))), size)
 
 
+# f's channels at strides 1, 2, 4 and 8 (the shipped file's). A file may carry other widths (the
+# family's width_s4 / width_s8 options); net_for reads them from its shapes.
+F_WIDTHS = (8, 16, 32, 64)
+
+
+def widths_of(state: dict) -> tuple[int, ...]:
+    """f's channel widths in a state dict (after :func:`checkpoint_filter_fn`), from its encoder
+    convolutions; the shipped widths where they are absent (the strict load reports that)."""
+    keys = [f"f.enc{i}.0.weight" for i in range(4)]
+    if not all(k in state for k in keys):
+        return F_WIDTHS
+    return tuple(int(state[k].shape[0]) for k in keys)
+
+
 class ColorizationNet(nn.Module):
     """f: L (N, 1, H, W) in [0, 100] + backbone features -> ab (N, d, 2, H, W) in [-128, 128].
 
@@ -94,7 +108,7 @@ class ColorizationNet(nn.Module):
     H and W must be multiples of 8 (the backbone needs 32 anyway).
     """
 
-    def __init__(self, num_outputs: int = NUM_DIVERSE, widths: tuple[int, ...] = (8, 16, 32, 64),
+    def __init__(self, num_outputs: int = NUM_DIVERSE, widths: tuple[int, ...] = F_WIDTHS,
                  context: bool = False, classes: bool = False, backbone: str = "lite0",
                  select: bool = False) -> None:
         super().__init__()
@@ -279,10 +293,12 @@ class SelfRegNet(nn.Module):
 
     def __init__(self, num_outputs: int = NUM_DIVERSE, context: bool = False, classes: bool = False,
                  backbone: str = "lite0", critic: bool = False, select: bool = False,
-                 tune_top: bool = False, top_from_imagenet: bool = True) -> None:
+                 tune_top: bool = False, top_from_imagenet: bool = True,
+                 widths: tuple[int, ...] = F_WIDTHS) -> None:
         super().__init__()
         self.backbone_variant = backbone  # which EfficientNet-Lite's features f reads
-        self.f = ColorizationNet(num_outputs, context=context, classes=classes, backbone=backbone, select=select)
+        self.f = ColorizationNet(num_outputs, widths=widths, context=context, classes=classes,
+                                 backbone=backbone, select=select)
         self.g = RefinementNet()
         # Trained copy of the backbone past stride 8 (--set tune_top=1); None: f reads the frozen one.
         # top_from_imagenet=False when a weights file is about to supply it (no second read of
@@ -352,14 +368,15 @@ def backbone_of(state: dict) -> str:
 def net_for(state: dict) -> SelfRegNet:
     """An untrained :class:`SelfRegNet` shaped like ``state`` (after :func:`checkpoint_filter_fn`):
     the file decides whether f has the context branch, the class head or the mode selector, whether
-    the net carries a tuned deep end of the backbone (left unloaded: the file supplies it), and
-    which backbone it reads."""
+    the net carries a tuned deep end of the backbone (left unloaded: the file supplies it), which
+    backbone it reads, and f's channel widths."""
     return SelfRegNet(context=any(k.startswith("f.context.") for k in state),
                       classes=any(k.startswith("f.cls.") for k in state),
                       backbone=backbone_of(state),
                       select=any(k.startswith("f.select.") for k in state),
                       tune_top=any(k.startswith("top.") for k in state),
-                      top_from_imagenet=False)
+                      top_from_imagenet=False,
+                      widths=widths_of(state))
 
 
 def checkpoint_filter_fn(state: dict) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from colorize.models.backbone import FeatureSpec, FrozenBackbone, semantic_input
-from colorize.models.selfreg import AB_SCALE, NUM_DIVERSE, SelfRegNet
+from colorize.models.selfreg import AB_SCALE, F_WIDTHS, NUM_DIVERSE, SelfRegNet
 
 class SelfRegFamily:
     """What ``colorize train --model selfreg`` trains (see :mod:`colorize.training.family`).
@@ -56,6 +56,8 @@ class SelfRegFamily:
         tune_top: int = 0,
         top_lr: float = 0.1,
         semantic_scale: float = 1.0,
+        width_s4: int = 0,
+        width_s8: int = 0,
     ) -> None:
         self.num_outputs = num_outputs
         # beta_0 = 1: output 0 is always fully supervised, the safe single answer that diverse=1
@@ -115,6 +117,19 @@ class SelfRegFamily:
         # f learns from the stronger features it is later shown at inference. Inference may still
         # be calibrated to another scale afterwards (benchmarks/chroma_gain.py --semantic-scales).
         self.semantic_scale = semantic_scale
+        # f's channels at stride 4 and at stride 8 (the bottleneck where the backbone's semantics
+        # join), 0 = the shipped 32 and 64. Wider deep levels add capacity where the net decides
+        # colours, at little cost per frame: their grids are 1/16 and 1/64 of the frame's.
+        self.width_s4 = width_s4
+        self.width_s8 = width_s8
+
+    @property
+    def f_widths(self) -> tuple[int, ...]:
+        c0, c1, c2, c3 = F_WIDTHS
+        widths = (c0, c1, self.width_s4 or c2, self.width_s8 or c3)
+        if min(widths) < 1:
+            raise ValueError(f"f's widths must be positive, got {widths}")
+        return widths
 
     @property
     def backbone_variant(self) -> str:
@@ -141,7 +156,7 @@ class SelfRegFamily:
             raise ValueError("select and classes cannot be combined: both decide f's output 0")
         net = SelfRegNet(self.num_outputs, context=bool(self.context), classes=bool(self.classes),
                          backbone=self.backbone_variant, critic=self.adversarial > 0, select=self.selects,
-                         tune_top=bool(self.tune_top))
+                         tune_top=bool(self.tune_top), widths=self.f_widths)
         self.configure_net(net)
         if self.select_only:
             for name, p in net.named_parameters():

@@ -77,6 +77,13 @@ class TrainConfig:
     # re-estimated running statistics alone (40 steps at lr 1e-9) cost the shipped selfreg 0.28 dB
     # of validation at colour 0.8: the early fall of every fine-tune before this option.
     freeze_bn: bool = False
+    # A folder of held-out colour clips (or a list of them): each evaluation also colourizes them
+    # as the product does (``colorize eval``: whole frames at the model's render size, its own
+    # refine pass or propagation, the gamut step) and best.pt follows that figure instead of the
+    # crops' (``val_frames`` frames a clip). The crops' validation scores 128-px crops and ranked
+    # nets differently from whole frames at render 256 (twelfth session).
+    val_clips: str = ""
+    val_frames: int = 20
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -213,6 +220,13 @@ class Trainer:
                               crop_min=cfg.crop_min, store_short=clip_store_short(cfg.size))
             train_sampler, val_sampler = build_samplers([Path(d) for d in cfg.data], dcfg, cfg.seed)
         self.train_sampler, self.val_sampler = train_sampler, val_sampler
+        self.val_clip_paths = []
+        if cfg.val_clips:  # a wrong folder fails now, not at the first evaluation
+            from colorize.evaluation.runner import find_clips
+
+            if cfg.val_frames < 1:
+                raise ValueError(f"val_frames must be >= 1, got {cfg.val_frames}")
+            self.val_clip_paths = find_clips([cfg.val_clips])
         if cfg.cache:
             self.train_sampler = self._cached_sampler(self.train_sampler)
         if getattr(self.family, "rebalance", 0) > 0 and getattr(self.family, "ab_weights", None) is None:
@@ -304,6 +318,10 @@ class Trainer:
         fields = ["kind", "step", "wall_s", "lr", "loss", "terms", "val_psnr", "val_psnr_grey", "val_gain", "val_colour_ratio", "steps_per_s"]
         if self.cfg.best_at_colour > 0:
             fields += ["val_gain_at_colour", "val_chroma_gain"]
+        if self.cfg.val_clips:
+            fields += ["clips_gain", "clips_colour_ratio", "clips_flicker_ratio"]
+            if self.cfg.best_at_colour > 0:
+                fields += ["clips_gain_at_colour", "clips_chroma_gain"]
         new = not path.exists()
         with open(path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields)
@@ -386,23 +404,76 @@ class Trainer:
 
         return limit_chroma(l, ab)
 
+    def export_state(self) -> dict:
+        """The weights that best.pt would hold now: the validated net without the parts that only
+        serve training (a family's ``training_only_prefixes``, e.g. selfreg's critic)."""
+        drop = tuple(getattr(self.family, "training_only_prefixes", ()))
+        return {k: v.detach().clone() for k, v in self.eval_net.state_dict().items()
+                if not (drop and k.startswith(drop))}
+
+    def evaluate_clips(self) -> dict:
+        """``colorize eval`` of the validated weights on ``val_clips`` (``val_frames`` frames a
+        clip), as a user's file would run: {"clips_gain", "clips_colour_ratio",
+        "clips_flicker_ratio"}, and with ``best_at_colour`` the PSNR gain at that colourfulness
+        ratio ("clips_gain_at_colour") and the chroma gain that reaches it ("clips_chroma_gain").
+
+        The colour target costs a second pass: when gain 1 falls short of the target, the clips
+        run again at gain target / colourfulness (at most 2), and the figure at the target is
+        read off the line through the two passes (colourfulness grows almost linearly with the
+        gain; the gamut step bends it at high gains, so the second gain is not extrapolated
+        beyond). A family without a chroma gain (``exemplar``) is scored at gain 1 only."""
+        from colorize.evaluation.runner import evaluate
+        from colorize.models import create_model
+
+        clips = self.val_clip_paths
+        state = self.export_state()
+        tmp = self.out / "val_clips.pt.tmp"
+
+        def run(gain: float) -> tuple[float, float, float]:
+            torch.save(fold_chroma_gain(state, gain)[0], tmp)
+            try:
+                model = create_model(self.cfg.model, device="cpu", weights=tmp)
+            finally:
+                tmp.unlink(missing_ok=True)
+            ref = "first-frame" if model.info.needs_reference else None
+            m = evaluate(model, clips, max_frames=self.cfg.val_frames, ref_mode=ref).mean()
+            return m["psnr_gain"], m["colourfulness_ratio"], m["flicker_ratio"]
+
+        p1, c1, f1 = run(1.0)
+        res = {"clips_gain": p1, "clips_colour_ratio": c1, "clips_flicker_ratio": f1}
+        target = self.cfg.best_at_colour
+        if target > 0:
+            if c1 >= target or fold_chroma_gain(state, 1.0)[1] is None:
+                res.update(clips_gain_at_colour=p1, clips_chroma_gain=1.0)
+            else:
+                g2 = min(AT_COLOUR_GAINS[-1], target / max(c1, 1e-3))
+                p2, c2, _ = run(g2)
+                if c2 > c1 and c2 >= target:
+                    t = (target - c1) / (c2 - c1)
+                    res.update(clips_gain_at_colour=p1 + t * (p2 - p1), clips_chroma_gain=1.0 + t * (g2 - 1.0))
+                else:  # the target is out of reach: the most colourful pass measured
+                    res.update(clips_gain_at_colour=p2, clips_chroma_gain=g2)
+        return res
+
     def _criterion(self, metrics: dict) -> float:
         """What best.pt maximises: the validation PSNR, or its gain over grey at the colour
-        target (``best_at_colour``)."""
+        target (``best_at_colour``); with ``val_clips``, the clips' PSNR gain (at the target)."""
+        if self.cfg.val_clips:
+            return metrics["clips_gain_at_colour"] if self.cfg.best_at_colour > 0 else metrics["clips_gain"]
         return metrics["val_gain_at_colour"] if self.cfg.best_at_colour > 0 else metrics["val_psnr"]
 
     def export_best(self, metrics: dict) -> None:
-        # Parts that only serve training (a family's ``training_only_prefixes``, e.g. selfreg's
-        # critic) stay in last.pt for resuming and never reach best.pt, the future weights file.
-        drop = tuple(getattr(self.family, "training_only_prefixes", ()))
-        state = {k: v for k, v in self.eval_net.state_dict().items() if not (drop and k.startswith(drop))}
+        # Parts that only serve training stay in last.pt for resuming and never reach best.pt,
+        # the future weights file.
+        state = self.export_state()
         extra = {}
         if self.cfg.best_at_colour > 0:
             # best.pt is chosen for its PSNR at the colour target: it carries the gain that got
             # there, so the file as shipped is the file that was measured.
-            state, folded = fold_chroma_gain(state, metrics["val_chroma_gain"])
+            key = "clips_chroma_gain" if self.cfg.val_clips else "val_chroma_gain"
+            state, folded = fold_chroma_gain(state, metrics[key])
             extra["chroma_gain_in_file"] = folded
-        torch.save({k: v.detach().clone() for k, v in state.items()}, self.out / "best.pt.tmp")
+        torch.save(state, self.out / "best.pt.tmp")
         os.replace(self.out / "best.pt.tmp", self.out / "best.pt")
         (self.out / "best.json").write_text(
             __import__("json").dumps({"step": self.step, "wall_s": round(self.wall), **metrics, **extra}, indent=2)
@@ -455,6 +526,8 @@ class Trainer:
                 sums, t_log, s_log = {}, now, self.step
             if self.step % cfg.eval_every == 0 or self.step == end:
                 metrics = self.evaluate()
+                if cfg.val_clips:
+                    metrics.update(self.evaluate_clips())
                 row = {"kind": "eval", "step": self.step, "wall_s": round(self.wall, 1), **{k: f"{v:.4f}" for k, v in metrics.items()}}
                 self._log(row)
                 if on_log:

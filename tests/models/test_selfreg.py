@@ -655,3 +655,31 @@ def test_an_adversarial_run_resumes_with_its_critic_and_exports_without_it(tmp_p
     for k, v in tr.net.critic.state_dict().items():
         assert torch.equal(v, again.net.critic.state_dict()[k]), k
 
+
+
+# ------------------------------------------------------------------------------- f's widths
+
+
+def test_a_wider_f_file_loads_at_its_own_widths_and_runs_in_the_stream(tmp_path):
+    from colorize.models.selfreg import F_WIDTHS, widths_of
+
+    torch.manual_seed(0)
+    family = SelfRegFamily(width_s4=24, width_s8=96)
+    net = family.build_net().eval()
+    assert net.f.enc2[0].out_channels == 24 and net.f.enc3[0].out_channels == 96
+    assert widths_of(net.state_dict()) == (F_WIDTHS[0], F_WIDTHS[1], 24, 96)
+    assert widths_of(SelfRegNet().state_dict()) == F_WIDTHS
+    torch.save(net.state_dict(), tmp_path / "wide.pt")
+    model = create_model("selfreg", weights=tmp_path / "wide.pt", refine_passes=0)
+    assert model.net.f.enc3[0].out_channels == 96
+    l = torch.rand(1, 1, H, W) * 100
+    with torch.no_grad():  # the loaded net is the saved one, not a fresh net of the same shape
+        feats = FrozenBackbone().eval()(l)
+        assert torch.allclose(model.net.f(l, feats, num=1), net.f(l, feats, num=1), atol=1e-4)
+    emitted = []
+    for i, frame in enumerate(_frames(3)):
+        emitted += model.push(i, frame)
+    emitted += model.flush()
+    assert [i for i, _ in emitted] == [0, 1, 2] and all(torch.isfinite(ab).all() for _, ab in emitted)
+    with pytest.raises(ValueError, match="positive"):
+        SelfRegFamily(width_s8=-1).build_net()

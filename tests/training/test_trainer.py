@@ -577,3 +577,70 @@ def test_a_lite0_selfreg_file_warm_starts_a_lite2_net_except_where_it_reads_the_
     torch.save(bad, init)
     with pytest.raises(RuntimeError, match="size mismatch|head"):
         Trainer(replace(cfg, out=str(tmp_path / "bad")), tr, va)
+
+
+# ------------------------------------------------------------------------------- --val-clips
+
+
+def _val_clip_folder(tmp_path):
+    from tests.evaluation.fakes import write_clip
+
+    folder = tmp_path / "val_clips"
+    folder.mkdir()
+    write_clip(folder / "a.mp4", frames=4, width=64, height=48)
+    return folder
+
+
+def test_val_clips_rank_checkpoints_by_colorize_eval_of_the_file_best_pt_becomes(tmp_path):
+    from colorize.evaluation.runner import evaluate
+    from colorize.models import create_model
+
+    tr, va = _samplers(tmp_path)
+    clips = _val_clip_folder(tmp_path)
+    torch.manual_seed(0)
+    trainer = Trainer(replace(_cfg(tmp_path / "run", 4), val_clips=str(clips), val_frames=3), tr, va)
+    trainer.run()
+    rows = [r for r in csv.DictReader(open(tmp_path / "run" / "log.csv")) if r["kind"] == "eval"]
+    assert len(rows) == 2 and all(r["clips_gain"] and r["clips_colour_ratio"] and r["val_gain"] for r in rows)
+    best = __import__("json").loads((tmp_path / "run" / "best.json").read_text())
+    assert str(best["step"]) == max(rows, key=lambda r: float(r["clips_gain"]))["step"]
+    assert trainer.best == pytest.approx(max(float(r["clips_gain"]) for r in rows), abs=1e-4)
+    # the figure is colorize eval's of the exported file: whole frames, the stream, the gamut step
+    again = evaluate(create_model("lstm", weights=tmp_path / "run" / "best.pt"), [clips / "a.mp4"], max_frames=3).mean()
+    assert again["psnr_gain"] == pytest.approx(best["clips_gain"], abs=1e-6)
+    assert again["colourfulness_ratio"] == pytest.approx(best["clips_colour_ratio"], abs=1e-6)
+    assert not list((tmp_path / "run").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("target", [0.07, 0.8])  # the 2-step net's clips colour is 0.05 at gain 1
+def test_val_clips_at_a_colour_target_fold_the_gain_that_reaches_it(tmp_path, target):
+    from colorize.evaluation.runner import evaluate
+    from colorize.models import create_model
+
+    tr, va = _samplers(tmp_path)
+    clips = _val_clip_folder(tmp_path)
+    torch.manual_seed(0)
+    cfg = replace(_cfg(tmp_path / "run", 2), val_clips=str(clips), val_frames=3, best_at_colour=target)
+    Trainer(cfg, tr, va).run()
+    best = __import__("json").loads((tmp_path / "run" / "best.json").read_text())
+    gain = best["clips_chroma_gain"]
+    assert best["chroma_gain_in_file"] == pytest.approx(gain) and 1.0 <= gain <= 2.0
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert float(state["chroma_gain"]) == pytest.approx(gain)
+    m = evaluate(create_model("lstm", weights=tmp_path / "run" / "best.pt"), [clips / "a.mp4"], max_frames=3).mean()
+    if target < 0.1:  # reached: read off between two passes, and the file shows that colour
+        assert 1.0 < gain < 2.0 and m["colourfulness_ratio"] == pytest.approx(target, abs=0.005)
+        assert m["psnr_gain"] == pytest.approx(best["clips_gain_at_colour"], abs=0.05)
+    else:  # out of reach: the most colourful pass, measured as it is
+        assert gain == 2.0 and m["psnr_gain"] == pytest.approx(best["clips_gain_at_colour"], abs=1e-6)
+    # more colour than the plain file measured, at the PSNR the criterion recorded
+    assert m["colourfulness_ratio"] > best["clips_colour_ratio"]
+
+
+def test_val_clips_that_are_not_there_fail_before_training(tmp_path):
+    from colorize.evaluation.runner import EvalError
+
+    tr, va = _samplers(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EvalError, match="no video clips"):
+        Trainer(replace(_cfg(tmp_path / "run", 2), val_clips=str(tmp_path / "empty")), tr, va)
