@@ -246,6 +246,11 @@ class Trainer:
         reread = [k for k in state if k.startswith(swapped)] if other else []
         state = {k: v for k, v in state.items() if k not in reread}
         self.init_fresh = reread  # what the file could not give (for the tests)
+        shapes = [f"{k} {tuple(v.shape)} (net: {tuple(own[k].shape)})" for k, v in state.items()
+                  if k in own and own[k].shape != v.shape]
+        if shapes:  # e.g. a file of other widths (selfreg's width_s4 / width_s8 must match it)
+            raise ValueError(f"--init {path} does not fit model {self.family.name!r} as configured: "
+                             f"other shapes for {', '.join(shapes[:3])}")
         missing, unexpected = self.net.load_state_dict(state, strict=False)
         if other:
             missing = [k for k in missing if not k.startswith(swapped)]

@@ -575,8 +575,12 @@ def test_a_lite0_selfreg_file_warm_starts_a_lite2_net_except_where_it_reads_the_
     assert same.init_fresh == [] and torch.equal(same.net.state_dict()["f.hyper.bias"], lite0["f.hyper.bias"])
     bad = dict(lite0, **{"f.head.weight": torch.zeros(3, 3, 3, 3)})
     torch.save(bad, init)
-    with pytest.raises(RuntimeError, match="size mismatch|head"):
+    with pytest.raises(ValueError, match=r"other shapes for f\.head\.weight \(3, 3, 3, 3\)"):
         Trainer(replace(cfg, out=str(tmp_path / "bad")), tr, va)
+    # A file of f's shipped widths does not start a wider f (and says so, not a torch size error).
+    torch.save(lite0, init)
+    with pytest.raises(ValueError, match="does not fit model 'selfreg' as configured: other shapes for f.enc3"):
+        Trainer(replace(cfg, out=str(tmp_path / "wide"), extra={"width_s8": "96"}), tr, va)
 
 
 # ------------------------------------------------------------------------------- --val-clips
