@@ -77,7 +77,7 @@ class TrainConfig:
     # re-estimated running statistics alone (40 steps at lr 1e-9) cost the shipped selfreg 0.28 dB
     # of validation at colour 0.8: the early fall of every fine-tune before this option.
     freeze_bn: bool = False
-    # A folder of held-out colour clips (or a list of them): each evaluation also colourizes them
+    # A folder of held-out colour clips (or one clip): each evaluation also colourizes them
     # as the product does (``colorize eval``: whole frames at the model's render size, its own
     # refine pass or propagation, the gamut step) and best.pt follows that figure instead of the
     # crops' (``val_frames`` frames a clip). The crops' validation scores 128-px crops and ranked

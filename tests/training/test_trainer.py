@@ -648,3 +648,25 @@ def test_val_clips_that_are_not_there_fail_before_training(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EvalError, match="no video clips"):
         Trainer(replace(_cfg(tmp_path / "run", 2), val_clips=str(tmp_path / "empty")), tr, va)
+
+
+def test_val_clips_score_exemplar_by_propagation_from_each_clips_first_frame(tmp_path):
+    from colorize.evaluation.runner import evaluate
+    from colorize.models import create_model
+
+    folder = write_photo_folder(tmp_path / "photos", n=4, size=64)
+    photos = load_photos([folder], short=64)
+    dcfg = DataConfig(size=32, window=3)
+    tr, va = ClipSampler(photos, [], dcfg, seed=3), ClipSampler(photos[:2], [], dcfg, seed=4)
+    clips = _val_clip_folder(tmp_path)
+    torch.manual_seed(0)
+    cfg = TrainConfig(model="exemplar", data=(), out=str(tmp_path / "run"), steps=1, batch=2, size=32, warmup=1,
+                      log_every=1, eval_every=1, eval_batches=1, threads=1, val_clips=str(clips), val_frames=3,
+                      best_at_colour=0.8)
+    Trainer(cfg, tr, va).run()
+    best = __import__("json").loads((tmp_path / "run" / "best.json").read_text())
+    # no chroma gain in an exemplar file: scored as it is, at the colour it has
+    assert best["clips_chroma_gain"] == 1.0 and best["clips_gain_at_colour"] == best["clips_gain"]
+    m = evaluate(create_model("exemplar", weights=tmp_path / "run" / "best.pt"), [clips / "a.mp4"],
+                 max_frames=3, ref_mode="first-frame").mean()
+    assert m["psnr_gain"] == pytest.approx(best["clips_gain"], abs=1e-6)
