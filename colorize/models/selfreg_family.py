@@ -9,10 +9,12 @@ it on first use of ``FAMILY``).
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from colorize.models.backbone import FeatureSpec, FrozenBackbone, semantic_input
-from colorize.models.selfreg import AB_SCALE, F_WIDTHS, NUM_DIVERSE, SelfRegNet
+from colorize.models.selfreg import AB_SCALE, F_WIDTHS, NUM_DIVERSE, SelfRegNet, widths_of
 
 class SelfRegFamily:
     """What ``colorize train --model selfreg`` trains (see :mod:`colorize.training.family`).
@@ -162,6 +164,18 @@ class SelfRegFamily:
             for name, p in net.named_parameters():
                 p.requires_grad_(name.startswith("f.select."))
         return net
+
+    def fit_to_file(self, state: dict, explicit: set) -> "SelfRegFamily":
+        """The family to fine-tune ``state`` (an --init file) with: f's widths that were not set
+        explicitly (``--set width_s4 / width_s8``, the names in ``explicit``) are read off the
+        file's shapes, so a wider file (the shipped one may be) fine-tunes with no options, as it
+        runs with none. Returns a copy; the module's FAMILY stays as it is."""
+        widths = widths_of(state)
+        fitted = copy.copy(self)
+        for i, key in ((2, "width_s4"), (3, "width_s8")):
+            if key not in explicit:
+                setattr(fitted, key, 0 if widths[i] == F_WIDTHS[i] else widths[i])
+        return fitted
 
     def configure_net(self, net: SelfRegNet) -> None:
         """Settings the family writes into the net, also over an --init file's: the semantic scale."""

@@ -201,6 +201,9 @@ class Trainer:
         if not 0.0 <= cfg.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {cfg.ema}")
         self.family = with_overrides(load_family(cfg.model), cfg.extra)
+        if cfg.init and hasattr(self.family, "fit_to_file"):  # e.g. selfreg's widths from the file
+            self.family = self.family.fit_to_file(torch.load(cfg.init, map_location="cpu", weights_only=True),
+                                                  set(cfg.extra))
         self.net = self.family.build_net()
         if cfg.init:
             self._load_init(cfg.init)

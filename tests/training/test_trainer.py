@@ -583,6 +583,39 @@ def test_a_lite0_selfreg_file_warm_starts_a_lite2_net_except_where_it_reads_the_
         Trainer(replace(cfg, out=str(tmp_path / "wide"), extra={"width_s8": "96"}), tr, va)
 
 
+
+def test_init_from_a_wider_selfreg_file_takes_f_widths_from_the_file_unless_set(tmp_path):
+    """`colorize train --init weights/selfreg.pt` fine-tunes a wider shipped file with no options:
+    the widths not given with --set come from the file's shapes, and what is given still must fit."""
+    from colorize.models.selfreg import SelfRegFamily, widths_of
+    from colorize.training.trainer import load_family
+
+    folder = write_photo_folder(tmp_path / "photos", n=4, size=64)
+    photos = load_photos([folder], short=64)
+    dcfg = DataConfig(size=32, window=2)
+    tr, va = ClipSampler(photos, [], dcfg, seed=3), ClipSampler(photos[:2], [], dcfg, seed=4)
+    wide = SelfRegFamily()
+    wide.width_s8 = 96
+    torch.manual_seed(5)
+    state = wide.build_net().state_dict()
+    init = tmp_path / "wide.pt"
+    torch.save(state, init)
+    cfg = TrainConfig(model="selfreg", data=(), out=str(tmp_path / "run"), steps=1, batch=2, size=32, warmup=1,
+                      log_every=1, eval_every=1, eval_batches=1, threads=1, init=str(init))
+    trainer = Trainer(cfg, tr, va)
+    got = trainer.net.state_dict()
+    assert widths_of(got) == (8, 16, 32, 96)
+    assert all(torch.equal(v, state[k]) for k, v in got.items() if v.is_floating_point() and v.numel() > 1)
+    assert load_family("selfreg").width_s8 == 0  # the module's family is untouched
+    trainer.run()
+    assert widths_of(torch.load(tmp_path / "run" / "best.pt", weights_only=True)) == (8, 16, 32, 96)
+    # the width that is set explicitly wins, and must fit the file
+    with pytest.raises(ValueError, match="other shapes for f.enc3"):
+        Trainer(replace(cfg, out=str(tmp_path / "narrow"), extra={"width_s8": "64"}), tr, va)
+    both = Trainer(replace(cfg, out=str(tmp_path / "both"), extra={"width_s8": "96"}), tr, va)
+    assert widths_of(both.net.state_dict()) == (8, 16, 32, 96)
+
+
 # ------------------------------------------------------------------------------- --val-clips
 
 
