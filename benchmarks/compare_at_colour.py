@@ -12,9 +12,9 @@ bracket it gives every clip's PSNR gain at that colour with the same weights. Th
 differences B - A are then resampled by source video (a clip's name without a ``_partN`` suffix:
 parts of one video are not independent) to give a 90 % interval of the mean difference.
 
-An interval that straddles zero says that this set cannot tell the two files apart: with the five
-source videos of the held-out clips (or of dev_eval), 0.3 dB is often inside it (fourteenth
-session). Prints per-clip figures, the mean difference and the interval.
+An interval that straddles zero says that this set cannot tell the two files apart: with the six
+source videos of the held-out clips (or the five of dev_eval), 0.3 dB is often inside it
+(fourteenth session). Prints per-clip figures, the mean difference and the interval.
 """
 
 from __future__ import annotations

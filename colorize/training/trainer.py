@@ -201,12 +201,12 @@ class Trainer:
         if not 0.0 <= cfg.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {cfg.ema}")
         self.family = with_overrides(load_family(cfg.model), cfg.extra)
-        if cfg.init and hasattr(self.family, "fit_to_file"):  # e.g. selfreg's widths from the file
-            self.family = self.family.fit_to_file(torch.load(cfg.init, map_location="cpu", weights_only=True),
-                                                  set(cfg.extra))
+        init = torch.load(cfg.init, map_location="cpu", weights_only=True) if cfg.init else None
+        if init is not None and hasattr(self.family, "fit_to_file"):  # e.g. selfreg's widths from the file
+            self.family = self.family.fit_to_file(init, set(cfg.extra))
         self.net = self.family.build_net()
-        if cfg.init:
-            self._load_init(cfg.init)
+        if init is not None:
+            self._load_init(cfg.init, init)
             if hasattr(self.family, "configure_net"):  # the family's settings win over the file's
                 self.family.configure_net(self.net)
         self.ema_net = copy.deepcopy(self.net).eval().requires_grad_(False) if cfg.ema > 0 else None
@@ -235,12 +235,12 @@ class Trainer:
         if getattr(self.family, "rebalance", 0) > 0 and getattr(self.family, "ab_weights", None) is None:
             self.family.ab_weights = self._rebalance_table()
 
-    def _load_init(self, path: str) -> None:
+    def _load_init(self, path: str, state: dict) -> None:
         """Start from ``path``'s weights, strictly, except for parameters the family declares as
         zero-initialised growth (``growth_prefixes``), which an older file may lack, and for the
         layers that read the backbone's channels (``backbone_prefixes``) when the file was trained
-        on another backbone: those start as built and everything else is carried over."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        on another backbone: those start as built and everything else is carried over. ``state``
+        is the file's content, loaded once in ``__init__``; ``path`` names it in errors."""
         own = self.net.state_dict()
         swapped = tuple(getattr(self.family, "backbone_prefixes", ()))
         # One such layer of another shape means another backbone: then all of them start as built

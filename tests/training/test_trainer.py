@@ -583,7 +583,6 @@ def test_a_lite0_selfreg_file_warm_starts_a_lite2_net_except_where_it_reads_the_
         Trainer(replace(cfg, out=str(tmp_path / "wide"), extra={"width_s8": "96"}), tr, va)
 
 
-
 def test_init_from_a_wider_selfreg_file_takes_f_widths_from_the_file_unless_set(tmp_path):
     """`colorize train --init weights/selfreg.pt` fine-tunes a wider shipped file with no options:
     the widths not given with --set come from the file's shapes, and what is given still must fit."""
